@@ -1,0 +1,72 @@
+//! The `leadscore` command line: flags are parsed here (clap) and handed to the library.
+//!
+//! Exit codes: 0 success, 1 error (bad input, I/O), 2 usage error (clap), 3 a quality gate
+//! failed (`evaluate`).
+
+mod models;
+mod sample;
+mod score;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit code when a quality gate fails (distinct from errors).
+pub const EXIT_GATE_FAILED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leadscore",
+    version,
+    about = "Lead scoring: learn closure probabilities from CRM history, serve them over gRPC, \
+             and check them against realized closure rates.",
+    after_help = "Examples:\n  \
+        leadscore sample --rows 20000 --seed 7 --out leads.csv\n  \
+        leadscore train --data leads.csv --target converted --id lead_id --date created_at\n  \
+        leadscore score --data leads.csv --top 20 --explain 3\n  \
+        leadscore models list\n\n\
+        Set RUST_LOG (e.g. RUST_LOG=debug) for more detailed logs."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Sample(sample::SampleArgs),
+    Train(train::TrainArgs),
+    Score(score::ScoreArgs),
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+}
+
+/// Runs a parsed command line; errors are printed with their whole cause chain.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Sample(args) => sample::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Models(cmd) => models::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Splits comma-separated list flags (`--drop "a,b" --drop c`).
+pub(crate) fn split_list(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}

@@ -1,0 +1,94 @@
+use crate::registry::Registry;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The model registry: list, inspect, promote and roll back versions.
+#[derive(Debug, clap::Subcommand)]
+#[command(after_help = "Examples:\n  \
+    leadscore models list\n  \
+    leadscore models show\n  \
+    leadscore models promote 20261123-101530-ab12cd\n  \
+    leadscore models rollback")]
+pub enum ModelsCommand {
+    /// List versions; `*` marks the one in service.
+    List(Dir),
+    /// Print a version's artifact (default: the one in service) as JSON.
+    Show {
+        version: Option<String>,
+        #[command(flatten)]
+        dir: Dir,
+    },
+    /// Put a version in service.
+    Promote {
+        version: String,
+        #[command(flatten)]
+        dir: Dir,
+    },
+    /// Put the previously promoted version back in service.
+    Rollback(Dir),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Dir {
+    /// Model registry directory.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+}
+
+pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ModelsCommand::List(dir) => {
+            let registry = Registry::new(&dir.models);
+            let current = registry.current_version()?;
+            let versions = registry.versions()?;
+            if versions.is_empty() {
+                println!("no models in {}", dir.models.display());
+            }
+            println!(
+                "  {:<24} {:>9} {:>9} {:>8} {:>9}  data",
+                "version", "rows", "base rate", "AUC", "log loss"
+            );
+            for v in versions {
+                let mark = if Some(&v) == current.as_ref() {
+                    "*"
+                } else {
+                    " "
+                };
+                match registry.load(&v) {
+                    Ok(m) => {
+                        let a = &m.artifact;
+                        println!(
+                            "{mark} {:<24} {:>9} {:>8.1}% {:>8} {:>9.4}  {}",
+                            v,
+                            a.data.training_rows,
+                            a.data.base_rate * 100.0,
+                            a.holdout
+                                .metrics
+                                .roc_auc
+                                .map_or("n/a".into(), |x| format!("{x:.4}")),
+                            a.holdout.metrics.log_loss,
+                            a.data.file
+                        );
+                    }
+                    Err(e) => println!("{mark} {v:<24} unreadable: {e}"),
+                }
+            }
+        }
+        ModelsCommand::Show { version, dir } => {
+            let model = Registry::new(&dir.models).load_or_current(version.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&model.artifact)?);
+        }
+        ModelsCommand::Promote { version, dir } => {
+            Registry::new(&dir.models)
+                .promote(&version)
+                .with_context(|| format!("promoting {version}"))?;
+            eprintln!("{version} is now in service");
+        }
+        ModelsCommand::Rollback(dir) => {
+            let version = Registry::new(&dir.models).rollback()?;
+            eprintln!("rolled back: {version} is now in service");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

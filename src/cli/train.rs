@@ -1,0 +1,183 @@
+use super::split_list;
+use crate::registry::Registry;
+use crate::schema::parse_kind_overrides;
+use crate::train::{PromotePolicy, TrainConfig, save_and_promote, top_coefficients, train};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Fit a model on historic leads, write it as a new version, and promote it if it is at least
+/// as good as the one in service.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    leadscore train --data leads.csv --target converted --id lead_id --date created_at\n  \
+    leadscore train --data Leads.csv --target Converted --id \"Prospect ID\" --na Select \\\n      \
+    --drop \"Tags,Lead Quality\" --promote always --json")]
+pub struct TrainArgs {
+    /// CSV export of historic leads (header row; `,` or `;`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Outcome column (1/0, true/false, yes/no, won/lost, closed won/closed lost,
+    /// converted/not converted; empty or open stages are not training rows).
+    #[arg(long)]
+    target: String,
+    /// Lead id column (never a feature).
+    #[arg(long)]
+    id: Option<String>,
+    /// Created-at column: the most recent 20% of leads become the holdout.
+    #[arg(long)]
+    date: Option<String>,
+    /// Columns to leave out (comma-separated or repeated).
+    #[arg(long, value_name = "COLS")]
+    drop: Vec<String>,
+    /// Extra cell values that mean "missing" (comma-separated or repeated), e.g. Select.
+    #[arg(long, value_name = "TOKENS")]
+    na: Vec<String>,
+    /// The outcome value that means won; every other known value is lost.
+    #[arg(long, value_name = "VALUE")]
+    positive: Option<String>,
+    /// Extra outcome values that mean "still open" (comma-separated or repeated).
+    #[arg(long, value_name = "VALUES")]
+    open: Vec<String>,
+    /// Override an inferred column kind: COLUMN=numeric|categorical|boolean|date|id|text|ignore.
+    #[arg(long, value_name = "COLUMN=KIND")]
+    kind: Vec<String>,
+    /// Model registry directory.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// auto: promote only when the holdout log loss is no worse than the serving model's on
+    /// the same holdout.
+    #[arg(long, value_enum, default_value_t = PromotePolicy::Auto)]
+    promote: PromotePolicy,
+    /// Solver iteration limit (reaching it is reported).
+    #[arg(long, default_value_t = 1000)]
+    max_iterations: u64,
+    /// Seed of the stratified holdout split (when there is no --date).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print the summary as JSON on standard output (progress stays on standard error).
+    #[arg(long)]
+    json: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let mut config = TrainConfig::new(&args.data, &args.target);
+    config.id = args.id.clone();
+    config.date = args.date.clone();
+    config.drop = split_list(&args.drop);
+    config.na = split_list(&args.na);
+    config.positive = args.positive.clone();
+    config.open = split_list(&args.open);
+    config.kinds = parse_kind_overrides(&args.kind).map_err(anyhow::Error::msg)?;
+    config.max_iterations = args.max_iterations;
+    config.seed = args.seed;
+    let quiet = args.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let trained = train(&config, &mut progress)
+        .with_context(|| format!("training on {}", args.data.display()))?;
+    let registry = Registry::new(&args.models);
+    let (path, promotion) = save_and_promote(&registry, &trained, args.promote)
+        .with_context(|| format!("saving the model in {}", args.models.display()))?;
+    let a = &trained.artifact;
+    if args.json {
+        let summary = serde_json::json!({
+            "model_version": a.model_version,
+            "path": path,
+            "promotion": promotion,
+            "data": a.data,
+            "holdout": a.holdout,
+            "regularisation": a.regularisation,
+            "solver": a.solver,
+            "features": a.coefficients.len(),
+            "leakage": trained.leakage,
+            "warnings": trained.warnings,
+            "timings_seconds": trained.timings,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = &a.data;
+    let m = &a.holdout.metrics;
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    println!("model      {} → {}", a.model_version, path.display());
+    println!(
+        "promoted   {} ({})",
+        if promotion.promoted { "yes" } else { "no" },
+        promotion.reason
+    );
+    println!(
+        "data       {} rows: {} won, {} lost (closure rate {}), {} open or unlabelled",
+        d.rows_read,
+        d.wins,
+        d.losses,
+        pct(d.base_rate),
+        d.open_rows
+    );
+    println!("holdout    {} leads, {}", m.leads, a.holdout.method);
+    println!(
+        "           ROC AUC {}  log loss {:.4}  Brier {:.4}  ECE {:.4}",
+        m.roc_auc.map_or("n/a".into(), |x| format!("{x:.4}")),
+        m.log_loss,
+        m.brier,
+        m.expected_calibration_error
+    );
+    println!(
+        "           mean predicted {} vs realized {}",
+        pct(m.mean_predicted),
+        pct(m.realized_rate)
+    );
+    let used = d.columns.iter().filter(|c| c.role == "feature").count();
+    println!(
+        "features   {used} columns → {} encoded; L2 alpha {} (validation log loss per alpha: {})",
+        a.coefficients.len(),
+        a.regularisation.alpha,
+        a.regularisation
+            .candidates
+            .iter()
+            .map(|(al, l)| format!("{al}: {l:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "solver     {} (gradient norm {:.2e}, tolerance {:.2e})",
+        if a.solver.converged {
+            "converged"
+        } else {
+            "NOT converged"
+        },
+        a.solver.final_gradient_norm,
+        a.solver.gradient_tolerance
+    );
+    println!("strongest  (log-odds per standard deviation or per level, + raises P(close))");
+    for (feature, weight) in top_coefficients(a, 8) {
+        println!("           {weight:+.3}  {feature}");
+    }
+    let skipped: Vec<String> = d
+        .columns
+        .iter()
+        .filter(|c| c.role != "feature" && c.role != "target")
+        .map(|c| format!("{} ({})", c.name, c.role))
+        .collect();
+    if !skipped.is_empty() {
+        println!("not used   {}", skipped.join("; "));
+    }
+    for w in &trained.leakage {
+        println!("WARNING    {w}");
+    }
+    for w in &trained.warnings {
+        println!("WARNING    {w}");
+    }
+    let t = &trained.timings;
+    println!(
+        "time       {:.2} s (read {:.2}, encode {:.2}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",
+        t.total, t.read, t.encode, t.select_alpha, t.holdout_fit, t.final_fit
+    );
+    Ok(ExitCode::SUCCESS)
+}

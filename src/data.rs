@@ -1,0 +1,312 @@
+//! Reading a CRM's CSV export into memory, column by column.
+//!
+//! The export is read once, strictly: a ragged row, an empty file or a header without columns is
+//! an error naming the file and line. The delimiter (`,` or `;`) is detected from the header, a
+//! UTF-8 byte-order mark is skipped, and quoted fields follow RFC 4180 (the `csv` crate).
+//! Cells are kept as text in one contiguous buffer per column: a million leads of thirty columns
+//! cost one allocation per column, not thirty million.
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Why a CSV file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty: expected a header row and at least one lead")]
+    Empty { path: PathBuf },
+    #[error("{path} has a header row but no leads")]
+    NoRows { path: PathBuf },
+    #[error(
+        "{path}, line {line}: {found} fields where the header has {expected}; \
+         fix the row (a stray delimiter or an unclosed quote?) and run again"
+    )]
+    Ragged {
+        path: PathBuf,
+        line: u64,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path}, line {line}: {message}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: header has the column {name:?} twice (columns {first} and {second})")]
+    DuplicateColumn {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error("{path}: no column named {name:?}; the columns are: {available}")]
+    MissingColumn {
+        path: PathBuf,
+        name: String,
+        available: String,
+    },
+}
+
+/// The text of one column, every cell in one buffer.
+#[derive(Debug, Clone, Default)]
+pub struct TextColumn {
+    /// All cells concatenated, trimmed of surrounding white space.
+    bytes: String,
+    /// `ends[i]` is where cell `i` stops in `bytes`; cell `i` starts where cell `i - 1` stops.
+    ends: Vec<usize>,
+}
+
+impl TextColumn {
+    pub fn push(&mut self, cell: &str) {
+        self.bytes.push_str(cell.trim());
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn get(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.bytes[start..self.ends[row]]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|row| self.get(row))
+    }
+}
+
+/// A CSV file held in memory.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Where the data came from, for error messages.
+    pub path: PathBuf,
+    /// Column names as the CRM spelled them (trimmed).
+    pub headers: Vec<String>,
+    /// One entry per header, in header order.
+    pub columns: Vec<TextColumn>,
+    /// `lines[i]` is the 1-based line where data row `i` starts, so errors can point at it.
+    pub lines: Vec<u64>,
+    /// SHA-256 of the file's bytes, recorded in the model so a model can be traced to its data.
+    pub sha256: String,
+    pub delimiter: u8,
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Index of the column called `name` (exact match first, then ignoring case and spaces).
+    pub fn column_index(&self, name: &str) -> Result<usize, DataError> {
+        if let Some(i) = self.headers.iter().position(|h| h == name) {
+            return Ok(i);
+        }
+        let wanted = normalise_name(name);
+        self.headers
+            .iter()
+            .position(|h| normalise_name(h) == wanted)
+            .ok_or_else(|| DataError::MissingColumn {
+                path: self.path.clone(),
+                name: name.to_string(),
+                available: self
+                    .headers
+                    .iter()
+                    .map(|h| format!("{h:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn column(&self, index: usize) -> &TextColumn {
+        &self.columns[index]
+    }
+}
+
+fn normalise_name(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Reads a whole CSV file. See the module documentation for what is accepted.
+pub fn read_csv(path: &Path) -> Result<Table, DataError> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err)?;
+    parse_csv(path, &bytes)
+}
+
+/// Parses CSV bytes; `path` is only used in messages.
+pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
+    let sha256 = format!("{:x}", Sha256::digest(bytes));
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let delimiter = detect_delimiter(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(body);
+    let malformed = |e: csv::Error| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            csv::ErrorKind::Utf8 { err, .. } => DataError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                message: format!("not valid UTF-8 text ({err}); export the file as UTF-8"),
+            },
+            other => DataError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                message: format!("{other:?}"),
+            },
+        }
+    };
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(malformed)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    for (second, name) in headers.iter().enumerate() {
+        if let Some(first) = headers[..second].iter().position(|h| h == name) {
+            return Err(DataError::DuplicateColumn {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                first: first + 1,
+                second: second + 1,
+            });
+        }
+    }
+    let mut columns = vec![TextColumn::default(); headers.len()];
+    let mut lines = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(malformed(e)),
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        // A blank line in the middle of an export is not a lead.
+        if record.len() == 1 && record[0].trim().is_empty() && headers.len() > 1 {
+            continue;
+        }
+        if record.len() != headers.len() {
+            return Err(DataError::Ragged {
+                path: path.to_path_buf(),
+                line,
+                expected: headers.len(),
+                found: record.len(),
+            });
+        }
+        for (column, cell) in columns.iter_mut().zip(record.iter()) {
+            column.push(cell);
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Err(DataError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        headers,
+        columns,
+        lines,
+        sha256,
+        delimiter,
+    })
+}
+
+/// `;` when the header line has more semicolons than commas outside quotes (European exports),
+/// else `,`.
+fn detect_delimiter(body: &[u8]) -> u8 {
+    let (mut commas, mut semicolons, mut quoted) = (0usize, 0usize, false);
+    for &b in body {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            b',' if !quoted => commas += 1,
+            b';' if !quoted => semicolons += 1,
+            _ => {}
+        }
+    }
+    if semicolons > commas { b';' } else { b',' }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Table, DataError> {
+        parse_csv(Path::new("leads.csv"), text.as_bytes())
+    }
+
+    #[test]
+    fn reads_quoted_fields_bom_and_semicolons() {
+        let t = parse("\u{feff}id;name;n\n1;\"Smith; John\";3\n2;\"a \"\"b\"\"\";4\n").unwrap();
+        assert_eq!(t.delimiter, b';');
+        assert_eq!(t.headers, ["id", "name", "n"]);
+        assert_eq!(t.column(1).get(0), "Smith; John");
+        assert_eq!(t.column(1).get(1), "a \"b\"");
+        assert_eq!(t.lines, [2, 3]);
+    }
+
+    #[test]
+    fn ragged_row_names_file_and_line() {
+        let err = parse("a,b\n1,2\n3\n").unwrap_err().to_string();
+        assert!(err.contains("leads.csv, line 3"), "{err}");
+        assert!(err.contains("1 fields where the header has 2"), "{err}");
+    }
+
+    #[test]
+    fn empty_and_header_only_files_are_refused() {
+        assert!(matches!(parse(""), Err(DataError::Empty { .. })));
+        assert!(matches!(parse("  \n"), Err(DataError::Empty { .. })));
+        assert!(matches!(parse("a,b\n"), Err(DataError::NoRows { .. })));
+    }
+
+    #[test]
+    fn missing_column_lists_the_available_ones() {
+        let t = parse("Lead ID,Converted\n1,0\n").unwrap();
+        assert_eq!(t.column_index("lead  id").unwrap(), 0);
+        let err = t.column_index("won").unwrap_err().to_string();
+        assert!(err.contains("\"Lead ID\", \"Converted\""), "{err}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_with_its_line() {
+        let err = parse_csv(Path::new("x.csv"), b"a,b\n1,\xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+}

@@ -1,0 +1,36 @@
+//! leadscore: lead scoring that learns closure probabilities from a CRM's history, serves them
+//! over gRPC, and checks them against realized closure rates.
+//!
+//! # Layout
+//! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
+//! - [`schema`] infers column kinds, missing-value tokens and outcome values.
+//! - [`encoder`] turns attribute values into features; the one encoder every path shares.
+//! - [`train`] splits, fits (linfa-logistic) and measures a model; the only user of linfa.
+//! - [`model`] is the versioned artifact and the scoring arithmetic over it.
+//! - [`registry`] stores versions under `models/` and promotes them atomically.
+//! - [`score`] batch-scores a CSV into a call list.
+//! - [`metrics`] computes AUC, log loss, Brier score and calibration.
+//! - [`sample`] writes synthetic leads from known true coefficients.
+//! - [`fsutil`] writes files atomically.
+//! - [`cli`] parses the command line and prints results.
+
+pub mod cli;
+pub mod data;
+pub mod encoder;
+pub mod fsutil;
+pub mod metrics;
+pub mod model;
+pub mod registry;
+pub mod sample;
+pub mod schema;
+pub mod score;
+pub mod train;
+
+/// Types generated from `proto/leadscore/v1/leadscore.proto`.
+pub mod pb {
+    tonic::include_proto!("leadscore.v1");
+
+    /// Encoded descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("leadscore_descriptor");
+}

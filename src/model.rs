@@ -1,0 +1,455 @@
+//! The model artifact (`models/<version>/model.json`) and scoring with it.
+//!
+//! The artifact is our own versioned JSON: everything needed to score a lead and explain the
+//! score, and a record of how it was trained. Scoring is plain arithmetic over it (architecture
+//! invariant: only `train` touches linfa), so the server needs nothing but this file.
+
+use crate::encoder::{FeatureEncoder, RateStat, RawValue, Reading, ValueError};
+use crate::metrics::{CalibrationBin, Summary};
+use crate::schema::Kind;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Version of the artifact layout; a reader refuses versions it does not know.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Log-odds are clamped to ±this before the logistic function, which keeps every probability
+/// strictly inside (0, 1) in f64 (σ(30) = 1 − 9.4e-14).
+const MAX_LOGIT: f64 = 30.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub format_version: u32,
+    pub model_version: String,
+    /// RFC 3339, UTC.
+    pub trained_at: String,
+    /// The leadscore release that trained it.
+    pub trained_by: String,
+    pub data: DataSummary,
+    pub target: TargetSpec,
+    pub encoder: FeatureEncoder,
+    /// One per encoded column, in encoder order; positive means more likely to close.
+    pub coefficients: Vec<Coefficient>,
+    pub intercept: f64,
+    pub regularisation: Regularisation,
+    pub solver: SolverReport,
+    pub holdout: HoldoutReport,
+    /// Training probabilities at percentiles 0, 1, …, 100.
+    pub score_quantiles: Vec<f64>,
+    /// Best grade first; a lead gets the first grade whose `min_probability` it reaches.
+    pub grades: Vec<GradeCutoff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub file: String,
+    pub sha256: String,
+    /// Data rows in the file.
+    pub rows_read: u64,
+    /// Rows with a known outcome (won or lost).
+    pub training_rows: u64,
+    pub wins: u64,
+    pub losses: u64,
+    /// Rows left out because their outcome is empty or still open.
+    pub open_rows: u64,
+    pub base_rate: f64,
+    pub date_column: Option<String>,
+    /// First and last date (ISO) of the rows with an outcome, when `--date` was given.
+    pub date_range: Option<(String, String)>,
+    /// Every column of the file, what it was taken for, and whether it is a feature.
+    pub columns: Vec<ColumnSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSummary {
+    pub name: String,
+    pub kind: Kind,
+    pub role: String,
+    pub missing: u64,
+    pub distinct: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    pub column: String,
+    pub id_column: Option<String>,
+    pub positive: Option<String>,
+    pub open_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficient {
+    pub feature: String,
+    pub weight: f64,
+    /// Mean of the encoded column over training leads: the "average lead" explanations compare
+    /// against.
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Regularisation {
+    /// L2 strength on the summed log-loss (linfa-logistic's `alpha`; scikit-learn's `1 / C`).
+    pub alpha: f64,
+    /// Each candidate tried and its holdout log loss.
+    pub candidates: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolverReport {
+    pub solver: String,
+    pub gradient_tolerance: f64,
+    pub max_iterations: u64,
+    /// Norm of the gradient at the served coefficients.
+    pub final_gradient_norm: f64,
+    pub converged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutReport {
+    /// How the holdout was chosen.
+    pub method: String,
+    pub metrics: Summary,
+    pub calibration: Vec<CalibrationBin>,
+    /// The served model is refit on all rows; these metrics come from the fit without the
+    /// holdout.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradeCutoff {
+    pub grade: String,
+    pub min_probability: f64,
+}
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("model {path} is not a valid leadscore model: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// One attribute's part in a score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Factor {
+    pub field: String,
+    pub value: String,
+    /// Contribution in log-odds against an average training lead.
+    pub log_odds: f64,
+    /// Closure rate of training leads that shared the value (for numbers: the same quintile).
+    pub closure_rate: Option<f64>,
+    pub support: u64,
+}
+
+/// A scored lead.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    pub probability: f64,
+    /// 1..=99.
+    pub score: u32,
+    /// Share of training leads scored lower (0..100).
+    pub percentile: f64,
+    pub grade: String,
+    /// Top positive factors (strongest first), then top negative ones.
+    pub factors: Vec<Factor>,
+    pub warnings: Vec<String>,
+}
+
+/// A loaded, validated model, ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub artifact: ModelArtifact,
+    /// Attribute index by field name, for callers that receive name → value maps.
+    by_name: HashMap<String, usize>,
+    /// Log-odds of the average training lead: intercept + Σ weight · mean.
+    average_logit: f64,
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Model::from_json(&text).map_err(|message| ModelError::Corrupt {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn from_json(text: &str) -> Result<Model, String> {
+        let artifact: ModelArtifact = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Model::new(artifact)
+    }
+
+    /// Validates an artifact: a model that loads can score any lead without panicking.
+    pub fn new(artifact: ModelArtifact) -> Result<Model, String> {
+        if artifact.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {} (this leadscore reads version {FORMAT_VERSION})",
+                artifact.format_version
+            ));
+        }
+        let width = artifact.encoder.width();
+        if artifact.coefficients.len() != width {
+            return Err(format!(
+                "{} coefficients for {width} encoded features",
+                artifact.coefficients.len()
+            ));
+        }
+        let mut offset = 0;
+        for a in &artifact.encoder.attributes {
+            if a.offset != offset {
+                return Err(format!(
+                    "attribute {:?} has offset {}, expected {offset}",
+                    a.name, a.offset
+                ));
+            }
+            offset += a.width();
+            if let crate::encoder::Encoding::Numeric {
+                scale,
+                mean,
+                min,
+                max,
+                quintile_edges,
+                quintile_rates,
+                ..
+            } = &a.encoding
+            {
+                if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
+                    return Err(format!("attribute {:?} has an invalid scaling", a.name));
+                }
+                if quintile_rates.len() != quintile_edges.len() + 1 {
+                    return Err(format!("attribute {:?} has inconsistent quintiles", a.name));
+                }
+            }
+            if let crate::encoder::Encoding::Categorical {
+                levels,
+                level_rates,
+                ..
+            } = &a.encoding
+            {
+                if levels.len() != level_rates.len() {
+                    return Err(format!("attribute {:?} has inconsistent levels", a.name));
+                }
+            }
+        }
+        let finite = artifact
+            .coefficients
+            .iter()
+            .all(|c| c.weight.is_finite() && c.mean.is_finite())
+            && artifact.intercept.is_finite();
+        if !finite {
+            return Err("non-finite coefficient".into());
+        }
+        let q = &artifact.score_quantiles;
+        if q.len() != 101 || q.windows(2).any(|w| !(w[0] <= w[1])) {
+            return Err("score_quantiles must be 101 ascending probabilities".into());
+        }
+        if artifact.grades.is_empty() {
+            return Err("no grades".into());
+        }
+        let by_name = artifact
+            .encoder
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        let average_logit = artifact.intercept
+            + artifact
+                .coefficients
+                .iter()
+                .map(|c| c.weight * c.mean)
+                .sum::<f64>();
+        Ok(Model {
+            artifact,
+            by_name,
+            average_logit,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.artifact.model_version
+    }
+
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.artifact.encoder
+    }
+
+    /// Index of the attribute called `name` (exact spelling).
+    pub fn attribute_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Linear predictor of an encoded row.
+    pub fn logit(&self, features: &[f64]) -> f64 {
+        self.artifact.intercept
+            + self
+                .artifact
+                .coefficients
+                .iter()
+                .zip(features)
+                .map(|(c, x)| c.weight * x)
+                .sum::<f64>()
+    }
+
+    /// Scores one lead; `value(i)` is the value of attribute `i` of the encoder.
+    pub fn score<'v>(
+        &self,
+        value: impl FnMut(usize) -> RawValue<'v>,
+        explain: usize,
+    ) -> Result<Scored, ValueError> {
+        let mut features = vec![0.0; self.artifact.coefficients.len()];
+        let mut readings = Vec::with_capacity(self.artifact.encoder.attributes.len());
+        self.artifact
+            .encoder
+            .encode_row(value, &mut features, &mut readings)?;
+        Ok(self.score_encoded(&features, &readings, explain))
+    }
+
+    /// Scores an encoded row (see [`FeatureEncoder::encode_row`]).
+    pub fn score_encoded(&self, features: &[f64], readings: &[Reading], explain: usize) -> Scored {
+        let probability = sigmoid(self.logit(features));
+        let mut warnings = Vec::new();
+        for (attribute, reading) in self.artifact.encoder.attributes.iter().zip(readings) {
+            match reading {
+                Reading::Missing => {
+                    warnings.push(format!("{}: missing value imputed", attribute.name))
+                }
+                Reading::Other {
+                    label,
+                    unseen: true,
+                } => warnings.push(format!(
+                    "{}: category {label:?} not seen in training, treated as a rare level",
+                    attribute.name
+                )),
+                _ => {}
+            }
+        }
+        Scored {
+            probability,
+            score: (probability * 100.0).round().clamp(1.0, 99.0) as u32,
+            percentile: self.percentile(probability),
+            grade: self.grade(probability).to_string(),
+            factors: if explain > 0 {
+                self.factors(features, readings, explain)
+            } else {
+                Vec::new()
+            },
+            warnings,
+        }
+    }
+
+    /// Top `k` positive and top `k` negative attribute contributions.
+    fn factors(&self, features: &[f64], readings: &[Reading], k: usize) -> Vec<Factor> {
+        let coefficients = &self.artifact.coefficients;
+        let mut all: Vec<Factor> = self
+            .artifact
+            .encoder
+            .attributes
+            .iter()
+            .zip(readings)
+            .map(|(attribute, reading)| {
+                let range = attribute.offset..attribute.offset + attribute.width();
+                let log_odds = coefficients[range.clone()]
+                    .iter()
+                    .zip(&features[range])
+                    .map(|(c, x)| c.weight * (x - c.mean))
+                    .sum();
+                let (value, RateStat { leads, wins }) = attribute.describe(reading);
+                Factor {
+                    field: attribute.name.clone(),
+                    value,
+                    log_odds,
+                    closure_rate: (leads > 0).then(|| wins as f64 / leads as f64),
+                    support: leads,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| b.log_odds.total_cmp(&a.log_odds));
+        let positive = all.iter().filter(|f| f.log_odds > 0.0).take(k).cloned();
+        let negative = all
+            .iter()
+            .rev()
+            .filter(|f| f.log_odds < 0.0)
+            .take(k)
+            .cloned();
+        positive.chain(negative).collect()
+    }
+
+    /// Log-odds of the average training lead.
+    pub fn average_logit(&self) -> f64 {
+        self.average_logit
+    }
+
+    /// Share of training leads (0..100) with a lower probability, interpolated between the
+    /// stored percentiles.
+    pub fn percentile(&self, probability: f64) -> f64 {
+        let q = &self.artifact.score_quantiles;
+        if probability <= q[0] {
+            return 0.0;
+        }
+        if probability >= q[100] {
+            return 100.0;
+        }
+        let k = q.partition_point(|&v| v <= probability).clamp(1, 100);
+        let (lo, hi) = (q[k - 1], q[k]);
+        let within = if hi > lo {
+            (probability - lo) / (hi - lo)
+        } else {
+            0.0
+        };
+        (k - 1) as f64 + within
+    }
+
+    pub fn grade(&self, probability: f64) -> &str {
+        self.artifact
+            .grades
+            .iter()
+            .find(|g| probability >= g.min_probability)
+            .unwrap_or_else(|| {
+                self.artifact
+                    .grades
+                    .last()
+                    .expect("validated: grades exist")
+            })
+            .grade
+            .as_str()
+    }
+}
+
+/// The logistic function on a clamped logit: strictly inside (0, 1).
+pub fn sigmoid(logit: f64) -> f64 {
+    let z = logit.clamp(-MAX_LOGIT, MAX_LOGIT);
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Grades by training percentile: A the top 10%, B the next 20%, C the next 30%, D the rest.
+pub fn grade_cutoffs(quantiles: &[f64]) -> Vec<GradeCutoff> {
+    [("A", 90), ("B", 70), ("C", 40), ("D", 0)]
+        .iter()
+        .map(|&(grade, pct)| GradeCutoff {
+            grade: grade.to_string(),
+            min_probability: if pct == 0 { 0.0 } else { quantiles[pct] },
+        })
+        .collect()
+}
+
+/// The 101 percentiles (0..=100) of training probabilities.
+pub fn score_quantiles(probabilities: &[f64]) -> Vec<f64> {
+    let mut sorted = probabilities.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (0..=100)
+        .map(|k| {
+            let pos = (sorted.len() - 1) as f64 * k as f64 / 100.0;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+        })
+        .collect()
+}

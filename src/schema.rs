@@ -1,0 +1,438 @@
+//! What each column of an export is: its kind, which cells count as missing, and how outcome
+//! values read as won, lost or still open.
+//!
+//! Nothing here is specific to one CRM: kinds are inferred from the values and can be
+//! overridden by name (`--kind "Lead Number=categorical"`).
+
+use crate::data::TextColumn;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+/// The kind of a column, inferred from its values or set by the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Numbers: imputed, given a missing indicator, standardised.
+    Numeric,
+    /// A small set of labels: one-hot, rare labels pooled.
+    Categorical,
+    /// Yes/no, true/false, 1/0.
+    Boolean,
+    /// Dates: used to order the holdout and for monthly reports, not as features.
+    Date,
+    /// Identifiers (every value unique): never a feature unless asked for.
+    Id,
+    /// Free text (long, mostly unique): never a feature unless asked for.
+    Text,
+    /// At most one distinct value: carries no information.
+    Constant,
+}
+
+impl Kind {
+    pub fn is_feature(self) -> bool {
+        matches!(self, Kind::Numeric | Kind::Categorical | Kind::Boolean)
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Some(match name.trim().to_lowercase().as_str() {
+            "numeric" | "number" => Kind::Numeric,
+            "categorical" | "category" => Kind::Categorical,
+            "boolean" | "bool" | "flag" => Kind::Boolean,
+            "date" => Kind::Date,
+            "id" => Kind::Id,
+            "text" => Kind::Text,
+            "ignore" | "constant" => Kind::Constant,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Numeric => "numeric",
+            Kind::Categorical => "categorical",
+            Kind::Boolean => "boolean",
+            Kind::Date => "date",
+            Kind::Id => "id",
+            Kind::Text => "text",
+            Kind::Constant => "constant",
+        })
+    }
+}
+
+/// Cell values that mean "unknown". Compared after trimming, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingTokens(pub Vec<String>);
+
+impl Default for MissingTokens {
+    fn default() -> Self {
+        MissingTokens(
+            ["", "na", "n/a", "null", "nan"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    }
+}
+
+impl MissingTokens {
+    /// The defaults plus the user's own tokens (e.g. a web form's `Select`).
+    pub fn with_extra(extra: &[String]) -> Self {
+        let mut tokens = MissingTokens::default();
+        for t in extra {
+            let t = t.trim().to_lowercase();
+            if !tokens.0.contains(&t) {
+                tokens.0.push(t);
+            }
+        }
+        tokens
+    }
+
+    pub fn is_missing(&self, cell: &str) -> bool {
+        let cell = cell.trim();
+        self.0.iter().any(|t| t.eq_ignore_ascii_case(cell))
+    }
+}
+
+/// A lead's outcome as read from the target column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Won,
+    Lost,
+    /// Empty or a pipeline stage (`Engaging`): not known yet, not a training row.
+    Open,
+}
+
+const WON: &[&str] = &[
+    "1",
+    "1.0",
+    "true",
+    "t",
+    "yes",
+    "y",
+    "won",
+    "win",
+    "closed won",
+    "closed-won",
+    "closedwon",
+    "converted",
+];
+const LOST: &[&str] = &[
+    "0",
+    "0.0",
+    "false",
+    "f",
+    "no",
+    "n",
+    "lost",
+    "loss",
+    "closed lost",
+    "closed-lost",
+    "closedlost",
+    "not converted",
+    "unconverted",
+];
+const OPEN: &[&str] = &[
+    "open",
+    "engaging",
+    "prospecting",
+    "pending",
+    "in progress",
+    "new",
+    "working",
+    "nurturing",
+    "qualified",
+];
+
+/// Reads outcome cells. See DESIGN.md, "Data in".
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeParser {
+    /// `--positive VALUE`: this value (normalised) is a win and every other known value a loss.
+    pub positive: Option<String>,
+    /// Extra values that mean "still open" (`--open`).
+    pub open: Vec<String>,
+    pub missing: MissingTokens,
+}
+
+impl OutcomeParser {
+    pub fn new(positive: Option<&str>, open: &[String], missing: MissingTokens) -> Self {
+        OutcomeParser {
+            positive: positive.map(normalise_category),
+            open: open.iter().map(|s| normalise_category(s)).collect(),
+            missing,
+        }
+    }
+
+    /// `None` when the value is none of won, lost or open.
+    pub fn parse(&self, cell: &str) -> Option<Outcome> {
+        if self.missing.is_missing(cell) {
+            return Some(Outcome::Open);
+        }
+        let value = normalise_category(cell);
+        if self.open.contains(&value) || OPEN.contains(&value.as_str()) {
+            return Some(Outcome::Open);
+        }
+        if let Some(positive) = &self.positive {
+            return Some(if *positive == value {
+                Outcome::Won
+            } else {
+                Outcome::Lost
+            });
+        }
+        if WON.contains(&value.as_str()) {
+            Some(Outcome::Won)
+        } else if LOST.contains(&value.as_str()) {
+            Some(Outcome::Lost)
+        } else {
+            None
+        }
+    }
+}
+
+/// Category labels compare after trimming, folding runs of white space and lower-casing, so
+/// `google`, `Google ` and `GOOGLE` are one source.
+pub fn normalise_category(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for word in value.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+/// Parses a number as CRMs export them (`12`, `-3.5`, `1e3`); rejects NaN and infinities.
+pub fn parse_number(cell: &str) -> Option<f64> {
+    let v: f64 = cell.trim().parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Reads yes/no style values.
+pub fn parse_flag(cell: &str) -> Option<bool> {
+    match normalise_category(cell).as_str() {
+        "1" | "1.0" | "true" | "t" | "yes" | "y" => Some(true),
+        "0" | "0.0" | "false" | "f" | "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads the date part of `2024-03-01`, `2024-03-01 10:20:00`, `2024-03-01T10:20:00Z`,
+/// `2024/03/01`, `01.03.2024` and `03/01/2024` (month first, as US CRMs export).
+pub fn parse_date(cell: &str) -> Option<NaiveDate> {
+    let cell = cell.trim();
+    let head = cell.get(..10).unwrap_or(cell);
+    let rest = cell.get(10..).unwrap_or("");
+    if !(rest.is_empty() || rest.starts_with([' ', 'T'])) {
+        return None;
+    }
+    ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y"]
+        .iter()
+        .find_map(|format| NaiveDate::parse_from_str(head, format).ok())
+}
+
+/// What inference saw in a column, kept so the summary can explain each decision.
+#[derive(Debug, Clone)]
+pub struct ColumnProfile {
+    pub name: String,
+    pub kind: Kind,
+    /// Why this kind, in a few words (shown in the training summary).
+    pub reason: String,
+    pub missing: usize,
+    pub distinct: usize,
+}
+
+/// Infers a column's kind from its cells.
+pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> ColumnProfile {
+    // Distinct values stop being counted past this: the answer is the same.
+    const DISTINCT_CAP: usize = 100_000;
+    let (mut present, mut numbers, mut integers, mut flags, mut dates) = (0, 0, 0, 0, 0);
+    let (mut total_len, mut with_space) = (0usize, 0usize);
+    let mut distinct: HashSet<String> = HashSet::new();
+    for cell in column.iter() {
+        if missing.is_missing(cell) {
+            continue;
+        }
+        present += 1;
+        total_len += cell.len();
+        if cell.contains(' ') {
+            with_space += 1;
+        }
+        if let Some(v) = parse_number(cell) {
+            numbers += 1;
+            if v.fract() == 0.0 {
+                integers += 1;
+            }
+        }
+        if parse_flag(cell).is_some() {
+            flags += 1;
+        }
+        if dates == present - 1 && parse_date(cell).is_some() {
+            dates += 1;
+        }
+        if distinct.len() < DISTINCT_CAP {
+            distinct.insert(normalise_category(cell));
+        }
+    }
+    let profile = |kind, reason: &str| ColumnProfile {
+        name: name.to_string(),
+        kind,
+        reason: reason.to_string(),
+        missing: column.len() - present,
+        distinct: distinct.len(),
+    };
+    let unique_share = if present == 0 {
+        0.0
+    } else {
+        distinct.len() as f64 / present as f64
+    };
+    if distinct.len() <= 1 {
+        return profile(Kind::Constant, "at most one distinct value");
+    }
+    if flags == present && distinct.len() <= 2 {
+        return profile(Kind::Boolean, "yes/no values");
+    }
+    if numbers == present {
+        if integers == present && distinct.len() == present && present >= 50 {
+            return profile(Kind::Id, "every value a distinct whole number");
+        }
+        return profile(Kind::Numeric, "numbers");
+    }
+    if dates == present {
+        return profile(Kind::Date, "dates");
+    }
+    if present >= 50 && unique_share >= 0.9 {
+        return if with_space * 2 > present {
+            profile(Kind::Text, "mostly unique phrases")
+        } else {
+            profile(Kind::Id, "mostly unique values")
+        };
+    }
+    if present >= 50 && total_len / present > 40 && unique_share > 0.5 {
+        return profile(Kind::Text, "long, mostly unique values");
+    }
+    profile(Kind::Categorical, "labels")
+}
+
+/// Parses `--kind NAME=KIND` overrides.
+pub fn parse_kind_overrides(items: &[String]) -> Result<BTreeMap<String, Kind>, String> {
+    items
+        .iter()
+        .map(|item| {
+            let (name, kind) = item
+                .rsplit_once('=')
+                .ok_or_else(|| format!("--kind {item:?}: expected COLUMN=KIND"))?;
+            let kind = Kind::parse(kind).ok_or_else(|| {
+                format!(
+                    "--kind {item:?}: unknown kind {kind:?}; use numeric, categorical, boolean, \
+                     date, id, text or ignore"
+                )
+            })?;
+            Ok((name.trim().to_string(), kind))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(cells: &[&str]) -> TextColumn {
+        let mut c = TextColumn::default();
+        for cell in cells {
+            c.push(cell);
+        }
+        c
+    }
+
+    fn kind_of(cells: &[&str]) -> Kind {
+        infer_kind("x", &column(cells), &MissingTokens::default()).kind
+    }
+
+    #[test]
+    fn infers_each_kind() {
+        assert_eq!(kind_of(&["1.5", "2", "", "NA", "3"]), Kind::Numeric);
+        assert_eq!(kind_of(&["Yes", "no", "", "YES"]), Kind::Boolean);
+        assert_eq!(kind_of(&["0", "1", "1"]), Kind::Boolean);
+        assert_eq!(
+            kind_of(&["web", "Email", "web", "referral"]),
+            Kind::Categorical
+        );
+        assert_eq!(
+            kind_of(&["2024-01-02", "2024-02-03 10:00:00", ""]),
+            Kind::Date
+        );
+        assert_eq!(kind_of(&["No", "no", "NO"]), Kind::Constant);
+        let ids: Vec<String> = (0..60).map(|i| format!("{}", 1000 + i)).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(kind_of(&ids), Kind::Id);
+        let uuids: Vec<String> = (0..60).map(|i| format!("7927b2df-{i:04}")).collect();
+        let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
+        assert_eq!(kind_of(&uuids), Kind::Id);
+        let notes: Vec<String> = (0..60).map(|i| format!("called back on day {i}")).collect();
+        let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
+        assert_eq!(kind_of(&notes), Kind::Text);
+    }
+
+    #[test]
+    fn user_missing_tokens_count_as_missing() {
+        let tokens = MissingTokens::with_extra(&["Select".to_string()]);
+        let p = infer_kind(
+            "city",
+            &column(&["select", "Mumbai", "Select", "Pune"]),
+            &tokens,
+        );
+        assert_eq!(p.missing, 2);
+        assert_eq!(p.kind, Kind::Categorical);
+    }
+
+    #[test]
+    fn outcome_values_from_design() {
+        let p = OutcomeParser::default();
+        for won in ["1", "TRUE", "yes", "Won", "Closed Won", "converted"] {
+            assert_eq!(p.parse(won), Some(Outcome::Won), "{won}");
+        }
+        for lost in ["0", "false", "No", "lost", "closed lost", "Not Converted"] {
+            assert_eq!(p.parse(lost), Some(Outcome::Lost), "{lost}");
+        }
+        for open in ["", "Engaging", "prospecting", "NA"] {
+            assert_eq!(p.parse(open), Some(Outcome::Open), "{open}");
+        }
+        assert_eq!(p.parse("maybe"), None);
+        let p = OutcomeParser::new(Some("Signed"), &[], MissingTokens::default());
+        assert_eq!(p.parse("signed "), Some(Outcome::Won));
+        assert_eq!(p.parse("churned"), Some(Outcome::Lost));
+    }
+
+    #[test]
+    fn dates_in_common_export_formats() {
+        let d = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        for s in [
+            "2024-03-01",
+            "2024-03-01 10:20:00",
+            "2024-03-01T10:20:00Z",
+            "03/01/2024",
+        ] {
+            assert_eq!(parse_date(s), Some(d), "{s}");
+        }
+        assert_eq!(parse_date("2024-13-01"), None);
+        assert_eq!(parse_date("hello"), None);
+    }
+
+    #[test]
+    fn numbers_reject_nan_and_infinity() {
+        assert_eq!(parse_number(" 2.5 "), Some(2.5));
+        assert_eq!(parse_number("NaN"), None);
+        assert_eq!(parse_number("inf"), None);
+    }
+
+    #[test]
+    fn kind_overrides() {
+        let o = parse_kind_overrides(&["Lead Number=categorical".into()]).unwrap();
+        assert_eq!(o["Lead Number"], Kind::Categorical);
+        assert!(parse_kind_overrides(&["x=blob".into()]).is_err());
+    }
+}

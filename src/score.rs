@@ -1,0 +1,137 @@
+//! Batch scoring of a CSV: the call list a rep works from, highest probability first.
+
+use crate::data::{DataError, Table};
+use crate::encoder::RawValue;
+use crate::model::{Model, Scored};
+use std::io::Write;
+
+/// One scored row of the input.
+#[derive(Debug, Clone)]
+pub struct ScoredRow {
+    pub lead_id: String,
+    /// Line of the input file, so a rep can find the row.
+    pub line: u64,
+    pub scored: Scored,
+}
+
+/// The result of scoring a file.
+#[derive(Debug, Clone)]
+pub struct ScoredTable {
+    /// Sorted by probability, highest first (ties keep file order).
+    pub rows: Vec<ScoredRow>,
+    /// Model attributes absent from the file: imputed as missing for every lead.
+    pub absent_columns: Vec<String>,
+}
+
+/// Scores every row of `table`. The lead id comes from `id_column` (else the model's id
+/// column when the file has it, else the line number).
+pub fn score_table(
+    model: &Model,
+    table: &Table,
+    id_column: Option<&str>,
+    explain: usize,
+) -> Result<ScoredTable, DataError> {
+    let id = match id_column.or(model.artifact.target.id_column.as_deref()) {
+        Some(name) if id_column.is_some() => Some(table.column_index(name)?),
+        Some(name) => table.column_index(name).ok(),
+        None => None,
+    };
+    let columns: Vec<Option<usize>> = model
+        .encoder()
+        .attributes
+        .iter()
+        .map(|a| table.column_index(&a.name).ok())
+        .collect();
+    let absent_columns = model
+        .encoder()
+        .attributes
+        .iter()
+        .zip(&columns)
+        .filter(|(_, c)| c.is_none())
+        .map(|(a, _)| a.name.clone())
+        .collect();
+    let mut rows = Vec::with_capacity(table.rows());
+    for row in 0..table.rows() {
+        let line = table.lines[row];
+        let scored = model
+            .score(
+                |a| match columns[a] {
+                    Some(c) => RawValue::Text(table.column(c).get(row)),
+                    None => RawValue::Missing,
+                },
+                explain,
+            )
+            .map_err(|e| DataError::Malformed {
+                path: table.path.clone(),
+                line,
+                message: format!("column {:?}: {}", e.field, e.message),
+            })?;
+        let lead_id = match id {
+            Some(c) => table.column(c).get(row).to_string(),
+            None => format!("line {line}"),
+        };
+        rows.push(ScoredRow {
+            lead_id,
+            line,
+            scored,
+        });
+    }
+    rows.sort_by(|a, b| b.scored.probability.total_cmp(&a.scored.probability));
+    Ok(ScoredTable {
+        rows,
+        absent_columns,
+    })
+}
+
+/// Writes scored rows as CSV: id, probability, score, percentile, grade, then four columns per
+/// factor (field, value, log-odds against an average lead, training closure rate of the value).
+pub fn write_csv(rows: &[ScoredRow], explain: usize, out: impl Write) -> Result<(), csv::Error> {
+    let mut writer = csv::Writer::from_writer(out);
+    let mut header = vec![
+        "lead_id".to_string(),
+        "line".into(),
+        "probability".into(),
+        "score".into(),
+        "percentile".into(),
+        "grade".into(),
+    ];
+    // `explain` slots for factors that raise the probability, then `explain` for those that
+    // lower it, so each column means the same thing on every row.
+    for sign in ["up", "down"] {
+        for k in 1..=explain {
+            for part in ["field", "value", "log_odds", "closure_rate"] {
+                header.push(format!("{sign}_{k}_{part}"));
+            }
+        }
+    }
+    writer.write_record(&header)?;
+    for row in rows {
+        let s = &row.scored;
+        let mut record = vec![
+            row.lead_id.clone(),
+            row.line.to_string(),
+            format!("{:.6}", s.probability),
+            s.score.to_string(),
+            format!("{:.1}", s.percentile),
+            s.grade.clone(),
+        ];
+        let up = s.factors.iter().filter(|f| f.log_odds > 0.0);
+        let down = s.factors.iter().filter(|f| f.log_odds < 0.0);
+        let mut up = up.map(Some).chain(std::iter::repeat(None)).take(explain);
+        let mut down = down.map(Some).chain(std::iter::repeat(None)).take(explain);
+        for factor in up.by_ref().chain(down.by_ref()) {
+            match factor {
+                Some(f) => record.extend([
+                    f.field.clone(),
+                    f.value.clone(),
+                    format!("{:+.4}", f.log_odds),
+                    f.closure_rate.map_or(String::new(), |r| format!("{r:.4}")),
+                ]),
+                None => record.extend(std::iter::repeat_n(String::new(), 4)),
+            }
+        }
+        writer.write_record(&record)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
