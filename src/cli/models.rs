@@ -1,3 +1,4 @@
+use super::print;
 use crate::registry::Registry;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -37,17 +38,23 @@ pub struct Dir {
 }
 
 pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     match command {
         ModelsCommand::List(dir) => {
             let registry = Registry::new(&dir.models);
             let current = registry.current_version()?;
             let versions = registry.versions()?;
             if versions.is_empty() {
-                println!("no models in {}", dir.models.display());
+                outln!(out, "no models in {}", dir.models.display());
             }
-            println!(
+            outln!(
+                out,
                 "  {:<24} {:>9} {:>9} {:>8} {:>9}  data",
-                "version", "rows", "base rate", "AUC", "log loss"
+                "version",
+                "rows",
+                "base rate",
+                "AUC",
+                "log loss"
             );
             for v in versions {
                 let mark = if Some(&v) == current.as_ref() {
@@ -58,7 +65,8 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                 match registry.load(&v) {
                     Ok(m) => {
                         let a = &m.artifact;
-                        println!(
+                        outln!(
+                            out,
                             "{mark} {:<24} {:>9} {:>8.1}% {:>8} {:>9.4}  {}",
                             v,
                             a.data.training_rows,
@@ -71,13 +79,13 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                             a.data.file
                         );
                     }
-                    Err(e) => println!("{mark} {v:<24} unreadable: {e}"),
+                    Err(e) => outln!(out, "{mark} {v:<24} unreadable: {e}"),
                 }
             }
         }
         ModelsCommand::Show { version, dir } => {
             let model = Registry::new(&dir.models).load_or_current(version.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&model.artifact)?);
+            outln!(out, "{}", serde_json::to_string_pretty(&model.artifact)?);
         }
         ModelsCommand::Promote { version, dir } => {
             Registry::new(&dir.models)
@@ -90,5 +98,6 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
             eprintln!("rolled back: {version} is now in service");
         }
     }
+    print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

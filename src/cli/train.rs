@@ -1,4 +1,4 @@
-use super::split_list;
+use super::{print, split_list};
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
 use crate::train::{PromotePolicy, TrainConfig, save_and_promote, top_coefficients, train};
@@ -86,6 +86,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let (path, promotion) = save_and_promote(&registry, &trained, args.promote)
         .with_context(|| format!("saving the model in {}", args.models.display()))?;
     let a = &trained.artifact;
+    let mut out = String::new();
     if args.json {
         let summary = serde_json::json!({
             "model_version": a.model_version,
@@ -100,19 +101,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "warnings": trained.warnings,
             "timings_seconds": trained.timings,
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&summary)?);
+        print(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let d = &a.data;
     let m = &a.holdout.metrics;
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
-    println!("model      {} → {}", a.model_version, path.display());
-    println!(
+    outln!(out, "model      {} → {}", a.model_version, path.display());
+    outln!(
+        out,
         "promoted   {} ({})",
         if promotion.promoted { "yes" } else { "no" },
         promotion.reason
     );
-    println!(
+    outln!(
+        out,
         "data       {} rows: {} won, {} lost (closure rate {}), {} open or unlabelled",
         d.rows_read,
         d.wins,
@@ -120,21 +124,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         pct(d.base_rate),
         d.open_rows
     );
-    println!("holdout    {} leads, {}", m.leads, a.holdout.method);
-    println!(
+    outln!(out, "holdout    {} leads, {}", m.leads, a.holdout.method);
+    outln!(
+        out,
         "           ROC AUC {}  log loss {:.4}  Brier {:.4}  ECE {:.4}",
         m.roc_auc.map_or("n/a".into(), |x| format!("{x:.4}")),
         m.log_loss,
         m.brier,
         m.expected_calibration_error
     );
-    println!(
+    outln!(
+        out,
         "           mean predicted {} vs realized {}",
         pct(m.mean_predicted),
         pct(m.realized_rate)
     );
     let used = d.columns.iter().filter(|c| c.role == "feature").count();
-    println!(
+    outln!(
+        out,
         "features   {used} columns → {} encoded; L2 alpha {} (validation log loss per alpha: {})",
         a.coefficients.len(),
         a.regularisation.alpha,
@@ -145,7 +152,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
+    outln!(
+        out,
         "solver     {} (gradient norm {:.2e}, tolerance {:.2e})",
         if a.solver.converged {
             "converged"
@@ -155,9 +163,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         a.solver.final_gradient_norm,
         a.solver.gradient_tolerance
     );
-    println!("strongest  (log-odds per standard deviation or per level, + raises P(close))");
+    outln!(
+        out,
+        "strongest  (log-odds per standard deviation or per level, + raises P(close))"
+    );
     for (feature, weight) in top_coefficients(a, 8) {
-        println!("           {weight:+.3}  {feature}");
+        outln!(out, "           {weight:+.3}  {feature}");
     }
     let skipped: Vec<String> = d
         .columns
@@ -166,18 +177,25 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .map(|c| format!("{} ({})", c.name, c.role))
         .collect();
     if !skipped.is_empty() {
-        println!("not used   {}", skipped.join("; "));
+        outln!(out, "not used   {}", skipped.join("; "));
     }
     for w in &trained.leakage {
-        println!("WARNING    {w}");
+        outln!(out, "WARNING    {w}");
     }
     for w in &trained.warnings {
-        println!("WARNING    {w}");
+        outln!(out, "WARNING    {w}");
     }
     let t = &trained.timings;
-    println!(
+    outln!(
+        out,
         "time       {:.2} s (read {:.2}, encode {:.2}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",
-        t.total, t.read, t.encode, t.select_alpha, t.holdout_fit, t.final_fit
+        t.total,
+        t.read,
+        t.encode,
+        t.select_alpha,
+        t.holdout_fit,
+        t.final_fit
     );
+    print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
