@@ -10,7 +10,6 @@ macro_rules! outln {
         let _ = writeln!($out, $($arg)*);
     }};
 }
-pub(crate) use outln;
 
 mod models;
 mod sample;
