@@ -12,6 +12,7 @@
 //! - [`metrics`] computes AUC, log loss, Brier score and calibration.
 //! - [`sample`] writes synthetic leads from known true coefficients.
 //! - [`fsutil`] writes files atomically.
+//! - [`server`] is the gRPC scoring server and its load generator; the only user of [`pb`].
 //! - [`cli`] parses the command line and prints results.
 
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod registry;
 pub mod sample;
 pub mod schema;
 pub mod score;
+pub mod server;
 pub mod train;
 
 /// Types generated from `proto/leadscore/v1/leadscore.proto`.

@@ -11,9 +11,11 @@ macro_rules! outln {
     }};
 }
 
+mod bench;
 mod models;
 mod sample;
 mod score;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,7 +34,8 @@ pub const EXIT_GATE_FAILED: u8 = 3;
         leadscore sample --rows 20000 --seed 7 --out leads.csv\n  \
         leadscore train --data leads.csv --target converted --id lead_id --date created_at\n  \
         leadscore score --data leads.csv --top 20 --explain 3\n  \
-        leadscore models list\n\n\
+        leadscore models list\n  \
+        leadscore serve\n\n\
         Set RUST_LOG (e.g. RUST_LOG=debug) for more detailed logs."
 )]
 pub struct Cli {
@@ -47,6 +50,8 @@ pub enum Command {
     Score(score::ScoreArgs),
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    Serve(serve::ServeArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a parsed command line; errors are printed with their whole cause chain.
@@ -56,6 +61,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Score(args) => score::run(args),
         Command::Models(cmd) => models::run(cmd),
+        Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,179 @@
+//! The model in service, and the watcher that swaps in new versions without downtime.
+//!
+//! A call takes an `Arc<Model>` snapshot when it starts and scores every lead with it, so a swap
+//! never changes the model under a call, never blocks one for longer than an `Arc` clone, and
+//! the old model is freed when its last call ends.
+//!
+//! The watcher polls `models/CURRENT`. When it names a version other than the one in service it
+//! loads the artifact (off the async threads), validates it ([`Model::load`] checks the
+//! artifact's consistency, then a lead with every value missing must score to a probability in
+//! (0, 1)), and swaps it in. A version that fails is refused: logged as an error, counted in
+//! `leadscore_model_reloads_total{result="failed"}`, and the old model keeps serving; it is
+//! retried only when `CURRENT` or that version's file changes.
+
+use super::metrics::Metrics;
+use crate::encoder::RawValue;
+use crate::model::Model;
+use crate::registry::Registry;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// The model in service.
+#[derive(Debug, Default)]
+pub struct ModelHolder {
+    /// `None` until the first version loads; then replaced whole on each reload.
+    current: RwLock<Option<Arc<Model>>>,
+}
+
+impl ModelHolder {
+    /// The model to score a call with.
+    pub fn get(&self) -> Option<Arc<Model>> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn swap(&self, model: Arc<Model>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(model);
+    }
+}
+
+/// The version last refused, so a broken promotion is reported once, not on every poll.
+#[derive(Debug, Clone, PartialEq)]
+struct Attempt {
+    version: String,
+    modified: Option<SystemTime>,
+}
+
+/// What the watcher needs.
+pub struct Watcher {
+    pub registry: Registry,
+    pub holder: Arc<ModelHolder>,
+    pub metrics: Arc<Metrics>,
+    pub health: HealthReporter,
+    /// The service name whose health follows the model (besides the overall "" entry).
+    pub service_name: &'static str,
+    pub interval: Duration,
+}
+
+impl Watcher {
+    /// Loads the version in service now, then polls until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut refused: Option<Attempt> = None;
+        let mut last_error: Option<String> = None;
+        loop {
+            self.check(&mut refused, &mut last_error).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = stop.wait_for(|&stopped| stopped) => return,
+            }
+        }
+    }
+
+    async fn check(&self, refused: &mut Option<Attempt>, last_error: &mut Option<String>) {
+        let version = match self.registry.current_version() {
+            Ok(Some(version)) => version,
+            other => {
+                let message = match other {
+                    Ok(_) => format!(
+                        "no model in service yet: {} does not exist; waiting for one",
+                        self.registry.dir.join(crate::registry::CURRENT).display()
+                    ),
+                    Err(error) => error.to_string(),
+                };
+                if last_error.as_ref() != Some(&message) {
+                    if self.holder.get().is_some() {
+                        tracing::error!(%message, "cannot read the version in service; keeping the current model");
+                    } else {
+                        tracing::warn!(%message, "no model loaded");
+                    }
+                    *last_error = Some(message);
+                }
+                return;
+            }
+        };
+        *last_error = None;
+        if self
+            .holder
+            .get()
+            .is_some_and(|model| model.version() == version)
+        {
+            return;
+        }
+        let attempt = Attempt {
+            modified: std::fs::metadata(self.registry.model_path(&version))
+                .and_then(|m| m.modified())
+                .ok(),
+            version: version.clone(),
+        };
+        if refused.as_ref() == Some(&attempt) {
+            return;
+        }
+        let registry = self.registry.clone();
+        let loading = version.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_and_validate(&registry, &loading))
+            .await
+            .unwrap_or_else(|panic| Err(format!("loading panicked: {panic}")));
+        match loaded {
+            Ok(model) => {
+                let previous = self.holder.get().map(|m| m.version().to_string());
+                self.holder.swap(Arc::new(model));
+                self.metrics.set_model_version(&version);
+                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                *refused = None;
+                match previous {
+                    Some(previous) => {
+                        tracing::info!(%version, %previous, "new model version in service")
+                    }
+                    None => tracing::info!(%version, "model loaded"),
+                }
+                self.health
+                    .set_service_status("", ServingStatus::Serving)
+                    .await;
+                self.health
+                    .set_service_status(self.service_name, ServingStatus::Serving)
+                    .await;
+            }
+            Err(error) => {
+                self.metrics.reloads.with_label_values(&["failed"]).inc();
+                match self.holder.get() {
+                    Some(serving) => tracing::error!(
+                        %version, %error, serving = serving.version(),
+                        "refused to load the new model version; the previous one keeps serving"
+                    ),
+                    None => tracing::error!(%version, %error, "cannot load the model in service"),
+                }
+                *refused = Some(attempt);
+            }
+        }
+    }
+}
+
+/// Loads a version and checks that it scores.
+pub fn load_and_validate(registry: &Registry, version: &str) -> Result<Model, String> {
+    let model = registry.load(version).map_err(|e| e.to_string())?;
+    if model.version() != version {
+        tracing::warn!(
+            directory = version,
+            artifact = model.version(),
+            "the artifact's model_version differs from its directory name"
+        );
+    }
+    let probe = model
+        .score(|_| RawValue::Missing, 1)
+        .map_err(|e| format!("a lead with every value missing cannot be scored: {e}"))?;
+    if !(probe.probability > 0.0 && probe.probability < 1.0) {
+        return Err(format!(
+            "a lead with every value missing scores {}, outside (0, 1)",
+            probe.probability
+        ));
+    }
+    Ok(model)
+}

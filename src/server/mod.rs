@@ -1,0 +1,291 @@
+//! The gRPC scoring server (`leadscore serve`) and its load generator (`leadscore bench`).
+//!
+//! # Layout
+//! - [`service`] is `leadscore.v1.LeadScoring`: routing, auth, scoring, metrics per call.
+//! - [`wire`] reads score requests straight from their protobuf bytes, without a `HashMap`.
+//! - [`convert`] builds the protobuf responses and turns bad input into `Status`.
+//! - [`codec`] hands tonic's message bytes over undecoded.
+//! - [`holder`] keeps the model in service and swaps in new versions (the reload watcher).
+//! - [`metrics`] defines the Prometheus metrics and serves them over HTTP.
+//! - [`auth`] checks bearer tokens in constant time.
+//! - [`predlog`] appends every served score to SQLite from a background thread.
+//! - [`noop`] is the no-op service the benchmark measures the ceiling with.
+//! - [`bench`] is the closed-loop load generator.
+//!
+//! [`run`] takes a bound listener and a shutdown future (as in mini-redis), so tests bind
+//! `127.0.0.1:0` and need no fixed port.
+//!
+//! Architecture invariant: only this module touches generated protobuf types (`crate::pb`).
+
+pub mod auth;
+pub mod bench;
+pub mod codec;
+pub mod convert;
+pub mod holder;
+pub mod metrics;
+pub mod noop;
+pub mod predlog;
+pub mod service;
+pub mod wire;
+
+use crate::pb;
+use crate::registry::Registry;
+use holder::{ModelHolder, Watcher};
+use metrics::Metrics;
+use predlog::{PredictionLog, PredictionLogConfig};
+use service::{LeadScoringService, SERVICE_NAME, Shared};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
+use tonic_health::ServingStatus;
+
+/// Default for `--max-batch`.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+
+/// Everything the server is told, validated by the caller (the CLI).
+pub struct Config {
+    /// The model registry served from and watched for new versions.
+    pub models: PathBuf,
+    /// How often `CURRENT` is checked for a new version.
+    pub reload_interval: Duration,
+    /// Most leads accepted in one `ScoreLeads` call.
+    pub max_batch: usize,
+    /// Bearer token every scoring and reflection call must carry; `None`: no auth.
+    pub auth_token: Option<String>,
+    /// Certificate chain and private key (PEM): serve TLS instead of plain HTTP/2.
+    pub tls: Option<TlsIdentity>,
+    /// Log every served score to SQLite.
+    pub prediction_log: Option<PredictionLogConfig>,
+    /// Where to serve `/metrics`, bound by the caller.
+    pub metrics_listener: Option<TcpListener>,
+    /// After the shutdown signal, how long calls in flight may take before the server stops
+    /// anyway (a client holding a health `Watch` stream open would otherwise delay it forever).
+    pub shutdown_grace: Duration,
+    /// Serve the no-op ceiling instead of the model (for `leadscore bench`).
+    pub noop: bool,
+}
+
+impl Config {
+    /// Defaults: reload every 2 s, batches up to 1000, no auth, TLS, log or metrics.
+    pub fn new(models: impl Into<PathBuf>) -> Config {
+        Config {
+            models: models.into(),
+            reload_interval: Duration::from_secs(2),
+            max_batch: DEFAULT_MAX_BATCH,
+            auth_token: None,
+            tls: None,
+            prediction_log: None,
+            metrics_listener: None,
+            shutdown_grace: Duration::from_secs(30),
+            noop: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("models", &self.models)
+            .field("reload_interval", &self.reload_interval)
+            .field("max_batch", &self.max_batch)
+            .field("auth", &self.auth_token.is_some())
+            .field("tls", &self.tls.is_some())
+            .field("prediction_log", &self.prediction_log)
+            .field("metrics", &self.metrics_listener)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("noop", &self.noop)
+            .finish()
+    }
+}
+
+/// A certificate chain and its private key, PEM-encoded.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("TLS configuration (--tls-cert/--tls-key): {0}")]
+    Tls(#[source] tonic::transport::Error),
+    #[error("cannot open the prediction log {path}: {source}")]
+    PredictionLog {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Whether serving on `addr` is acceptable: anything beyond loopback needs auth, or an explicit
+/// `insecure`. `Ok(Some(warning))` when it is allowed but worth a warning.
+pub fn check_exposure(
+    addr: SocketAddr,
+    auth: bool,
+    tls: bool,
+    insecure: bool,
+) -> Result<Option<String>, String> {
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    match (auth, tls, insecure) {
+        (false, _, false) => Err(format!(
+            "{addr} is reachable from other machines and no auth token is set; set \
+             --auth-token-file or LEADSCORE_AUTH_TOKEN (and --tls-cert/--tls-key), or pass \
+             --insecure to serve without auth anyway"
+        )),
+        (false, _, true) => Ok(Some(format!(
+            "serving on {addr} WITHOUT authentication (--insecure): anyone who can reach it can \
+             score leads"
+        ))),
+        (true, false, _) => Ok(Some(format!(
+            "serving on {addr} without TLS: bearer tokens and lead data cross the network in \
+             clear text (set --tls-cert/--tls-key)"
+        ))),
+        (true, true, _) => Ok(None),
+    }
+}
+
+/// Serves until `shutdown` completes, then finishes the calls in flight (up to
+/// `shutdown_grace`), flushes the prediction log and returns.
+///
+/// Health is `NOT_SERVING` until a model is loaded and from the moment `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let Config {
+        models,
+        reload_interval,
+        max_batch,
+        auth_token,
+        tls,
+        prediction_log,
+        metrics_listener,
+        shutdown_grace,
+        noop,
+    } = config;
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stopped) = watch::channel(false);
+
+    let prediction_log =
+        match &prediction_log {
+            Some(config) => Some(PredictionLog::open(config, metrics.clone()).map_err(
+                |source| ServerError::PredictionLog {
+                    path: config.path.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let initial = if noop {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", initial).await;
+    health.set_service_status(SERVICE_NAME, initial).await;
+
+    let auth = auth::BearerAuth::new(auth_token.as_deref());
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor set compiled by build.rs is valid");
+
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder
+            .tls_config(
+                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+            )
+            .map_err(ServerError::Tls)?;
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(InterceptedService::new(reflection, auth.clone()));
+
+    let mut tasks = Vec::new();
+    if let Some(listener) = metrics_listener {
+        tasks.push(tokio::spawn(metrics::serve(
+            listener,
+            metrics.clone(),
+            stopped.clone(),
+        )));
+    }
+    let router = if noop {
+        router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
+    } else {
+        let holder = Arc::new(ModelHolder::default());
+        let watcher = Watcher {
+            registry: Registry::new(models),
+            holder: holder.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            service_name: SERVICE_NAME,
+            interval: reload_interval,
+        };
+        tasks.push(tokio::spawn(watcher.run(stopped.clone())));
+        router.add_service(LeadScoringService::new(Shared {
+            holder,
+            metrics: metrics.clone(),
+            auth,
+            predictions: prediction_log.as_ref().map(PredictionLog::sender),
+            max_batch,
+            // Room for a full batch of wide leads, and never below tonic's 4 MiB default.
+            max_message_bytes: (max_batch.saturating_mul(16 * 1024)).max(4 << 20),
+        }))
+    };
+
+    let (draining, drain_started) = oneshot::channel();
+    let signal = {
+        let health = health.clone();
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            health
+                .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+                .await;
+            // The reload watcher stops too: no model swap during the drain.
+            let _ = stop.send(true);
+            tracing::info!("shutting down: finishing the calls in flight");
+            let _ = draining.send(());
+        }
+    };
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tokio::select! {
+        result = router.serve_with_incoming_shutdown(incoming, signal) => result.map_err(ServerError::from),
+        () = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(shutdown_grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace = ?shutdown_grace, "calls still in flight after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    };
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    if let Some(log) = prediction_log {
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+        tracing::info!("prediction log flushed");
+    }
+    result
+}

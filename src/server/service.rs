@@ -1,0 +1,320 @@
+//! `leadscore.v1.LeadScoring`: routes calls, checks auth, scores leads, records metrics and the
+//! prediction log.
+//!
+//! This is written as a tower service rather than through the generated `LeadScoring` trait
+//! because the score requests are read from their bytes ([`super::wire`]): the generated server
+//! would first decode every lead's fields into a `HashMap`. Responses are the generated prost
+//! messages, built in [`super::convert`].
+
+use super::auth::BearerAuth;
+use super::codec::ServerCodec;
+use super::convert::{invalid_field, invalid_value, score_response};
+use super::holder::ModelHolder;
+use super::metrics::Metrics;
+use super::predlog::{Prediction, PredictionSender};
+use super::wire;
+use crate::encoder::RawValue;
+use crate::model::Model;
+use crate::pb;
+use prost::bytes::Bytes;
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Status};
+
+/// The service's full name, as routed and as reported by health and reflection.
+pub const SERVICE_NAME: &str = "leadscore.v1.LeadScoring";
+
+/// What every call needs; shared by all connections.
+pub struct Shared {
+    /// The model in service, swapped by the reload watcher.
+    pub holder: Arc<ModelHolder>,
+    pub metrics: Arc<Metrics>,
+    pub auth: BearerAuth,
+    /// Where served scores go, when `--prediction-log` is on.
+    pub predictions: Option<PredictionSender>,
+    /// Most leads accepted in one `ScoreLeads` call.
+    pub max_batch: usize,
+    /// Largest request accepted, in bytes (tonic answers `RESOURCE_EXHAUSTED` above it).
+    pub max_message_bytes: usize,
+}
+
+/// The `LeadScoring` service; cheap to clone (one per connection).
+#[derive(Clone)]
+pub struct LeadScoringService {
+    shared: Arc<Shared>,
+}
+
+impl LeadScoringService {
+    pub fn new(shared: Shared) -> LeadScoringService {
+        LeadScoringService {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl NamedService for LeadScoringService {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    ScoreLead,
+    ScoreLeads,
+    GetModelInfo,
+}
+
+impl Method {
+    fn from_path(path: &str) -> Option<Method> {
+        match path.strip_prefix("/leadscore.v1.LeadScoring/")? {
+            "ScoreLead" => Some(Method::ScoreLead),
+            "ScoreLeads" => Some(Method::ScoreLeads),
+            "GetModelInfo" => Some(Method::GetModelInfo),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::ScoreLead => "ScoreLead",
+            Method::ScoreLeads => "ScoreLeads",
+            Method::GetModelInfo => "GetModelInfo",
+        }
+    }
+}
+
+impl<B> Service<http::Request<B>> for LeadScoringService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let Some(method) = Method::from_path(request.uri().path()) else {
+                return Ok(Status::unimplemented("no such method").into_http());
+            };
+            let response = match shared.auth.check_headers(request.headers()) {
+                Err(status) => status.into_http(),
+                Ok(()) => {
+                    let limit = Some(shared.max_message_bytes);
+                    match method {
+                        Method::ScoreLead => {
+                            Grpc::new(ServerCodec::<pb::ScoreLeadResponse>::default())
+                                .apply_max_message_size_config(limit, None)
+                                .unary(ScoreLead(shared.clone()), request)
+                                .await
+                        }
+                        Method::ScoreLeads => {
+                            Grpc::new(ServerCodec::<pb::ScoreLeadsResponse>::default())
+                                .apply_max_message_size_config(limit, None)
+                                .unary(ScoreLeads(shared.clone()), request)
+                                .await
+                        }
+                        Method::GetModelInfo => {
+                            Grpc::new(tonic_prost::ProstCodec::<
+                                pb::ModelInfo,
+                                pb::GetModelInfoRequest,
+                            >::default())
+                            .unary(GetModelInfo(shared.clone()), request)
+                            .await
+                        }
+                    }
+                }
+            };
+            // Errors are sent "trailers-only", with grpc-status among the headers; a response
+            // without it is a success whose status follows in the trailers.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()));
+            let elapsed = started.elapsed();
+            shared.metrics.record_call(method.name(), code, elapsed);
+            tracing::debug!(method = method.name(), ?code, ?elapsed, "call");
+            Ok(response)
+        })
+    }
+}
+
+struct ScoreLead(Arc<Shared>);
+struct ScoreLeads(Arc<Shared>);
+struct GetModelInfo(Arc<Shared>);
+
+type Reply<T> = Ready<Result<tonic::Response<T>, Status>>;
+
+impl UnaryService<Bytes> for ScoreLead {
+    type Response = pb::ScoreLeadResponse;
+    type Future = Reply<Self::Response>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        ready(
+            self.0
+                .score_lead(&request.into_inner())
+                .map(tonic::Response::new),
+        )
+    }
+}
+
+impl UnaryService<Bytes> for ScoreLeads {
+    type Response = pb::ScoreLeadsResponse;
+    type Future = Reply<Self::Response>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        ready(
+            self.0
+                .score_leads(&request.into_inner())
+                .map(tonic::Response::new),
+        )
+    }
+}
+
+impl UnaryService<pb::GetModelInfoRequest> for GetModelInfo {
+    type Response = pb::ModelInfo;
+    type Future = Reply<Self::Response>;
+
+    fn call(&mut self, _request: tonic::Request<pb::GetModelInfoRequest>) -> Self::Future {
+        ready(
+            self.0
+                .model()
+                .map(|model| tonic::Response::new(pb::ModelInfo::from(&*model))),
+        )
+    }
+}
+
+/// Per-call buffers, reused for every lead of a batch.
+struct Scratch<'a> {
+    /// The value of each model attribute, by attribute index.
+    values: Vec<RawValue<'a>>,
+    /// Fields of the lead the model does not use.
+    unknown: Vec<&'a str>,
+}
+
+impl Shared {
+    fn model(&self) -> Result<Arc<Model>, Status> {
+        self.holder.get().ok_or_else(|| {
+            Status::unavailable("no model is loaded yet (health is NOT_SERVING); retry later")
+        })
+    }
+
+    fn score_lead(&self, bytes: &[u8]) -> Result<pb::ScoreLeadResponse, Status> {
+        let request = wire::score_lead_request(bytes)?;
+        let lead = request
+            .lead
+            .ok_or_else(|| invalid_field("lead", "a lead is required"))?;
+        let model = self.model()?;
+        let mut scratch = Scratch {
+            values: Vec::with_capacity(model.encoder().attributes.len()),
+            unknown: Vec::new(),
+        };
+        let response = score_one(&model, lead, request.explain, &mut scratch)
+            .map_err(|e| e.into_status("lead"))?;
+        self.served(&model, std::slice::from_ref(&response));
+        Ok(response)
+    }
+
+    fn score_leads(&self, bytes: &[u8]) -> Result<pb::ScoreLeadsResponse, Status> {
+        let request = wire::score_leads_request(bytes)?;
+        if request.leads.len() > self.max_batch {
+            return Err(invalid_field(
+                "leads",
+                format!(
+                    "{} leads in one call; this server accepts at most {} (split the batch)",
+                    request.leads.len(),
+                    self.max_batch
+                ),
+            ));
+        }
+        let model = self.model()?;
+        let mut scratch = Scratch {
+            values: Vec::with_capacity(model.encoder().attributes.len()),
+            unknown: Vec::new(),
+        };
+        let mut results = Vec::with_capacity(request.leads.len());
+        for (i, lead) in request.leads.iter().enumerate() {
+            let response = score_one(&model, lead, request.explain, &mut scratch)
+                .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
+            results.push(response);
+        }
+        self.served(&model, &results);
+        Ok(pb::ScoreLeadsResponse { results })
+    }
+
+    /// Counts served scores and queues them for the prediction log.
+    fn served(&self, model: &Model, responses: &[pb::ScoreLeadResponse]) {
+        self.metrics.leads_scored.inc_by(responses.len() as u64);
+        for r in responses {
+            self.metrics.probability.observe(r.probability);
+        }
+        if let Some(log) = &self.predictions {
+            let scored_at = chrono::Utc::now();
+            let version: Arc<str> = Arc::from(model.version());
+            for r in responses {
+                log.send(Prediction {
+                    lead_id: r.lead_id.clone(),
+                    scored_at,
+                    model_version: version.clone(),
+                    probability: r.probability,
+                    score: r.score,
+                    grade: r.grade.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Why one lead could not be scored.
+enum LeadError {
+    Wire(wire::WireError),
+    Value(crate::encoder::ValueError),
+}
+
+impl LeadError {
+    /// `lead_path` locates the lead in the request: `lead` or `leads[3]`.
+    fn into_status(self, lead_path: &str) -> Status {
+        match self {
+            LeadError::Wire(e) => Status::invalid_argument(format!("{lead_path}: {e}")),
+            LeadError::Value(e) => invalid_value(lead_path, e),
+        }
+    }
+}
+
+/// Scores one encoded `Lead`: each field goes straight into its attribute's slot.
+fn score_one<'a>(
+    model: &Model,
+    lead: &'a [u8],
+    explain: u32,
+    scratch: &mut Scratch<'a>,
+) -> Result<pb::ScoreLeadResponse, LeadError> {
+    let attributes = model.encoder().attributes.len();
+    scratch.values.clear();
+    scratch.values.resize(attributes, RawValue::Missing);
+    scratch.unknown.clear();
+    let lead_id = wire::lead(lead, |name, value| match model.attribute_index(name) {
+        Some(i) => scratch.values[i] = value,
+        None => scratch.unknown.push(name),
+    })
+    .map_err(LeadError::Wire)?;
+    let explain = (explain as usize).min(attributes);
+    let scored = model
+        .score(|i| scratch.values[i], explain)
+        .map_err(LeadError::Value)?;
+    let warnings = scratch
+        .unknown
+        .iter()
+        .map(|name| format!("{name}: not used by model {}, ignored", model.version()))
+        .collect();
+    Ok(score_response(lead_id, scored, model.version(), warnings))
+}
