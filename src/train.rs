@@ -230,7 +230,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     for name in &config.drop {
         dropped.push(table.column_index(name)?);
     }
-    for (name, _) in &config.kinds {
+    for name in config.kinds.keys() {
         table.column_index(name)?;
     }
     let mut profiles: Vec<ColumnProfile> = Vec::new();
@@ -519,7 +519,7 @@ fn parse_outcomes(
     }
     if let Some(line) = unknown.values().map(|v| v.1).min() {
         let mut values: Vec<_> = unknown.iter().collect();
-        values.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        values.sort_by_key(|v| std::cmp::Reverse(v.1.0));
         return Err(TrainError::UnknownOutcome {
             path: table.path.clone(),
             column: name.to_string(),
@@ -537,6 +537,7 @@ fn parse_outcomes(
 
 /// Orders outcome rows (indexes into `rows`) by date and holds out the most recent share.
 /// Rows without a date are always training rows.
+#[allow(clippy::type_complexity)]
 fn split_by_date(
     table: &Table,
     date: usize,
