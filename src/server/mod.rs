@@ -201,6 +201,7 @@ pub async fn run(
     let auth = auth::BearerAuth::new(auth_token.as_deref());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the descriptor set compiled by build.rs is valid");
 

@@ -88,7 +88,7 @@ impl PredictionSender {
             .prediction_log_dropped
             .with_label_values(&[reason]);
         // One warning per 1000 drops: a flood of log lines would make a slow disk slower.
-        if dropped.get() % 1000 == 0 {
+        if dropped.get().is_multiple_of(1000) {
             tracing::warn!(
                 reason,
                 dropped_so_far = dropped.get() + 1,
