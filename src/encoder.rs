@@ -234,7 +234,14 @@ impl Attribute {
                         out[levels.len() + 1] = 1.0;
                         return Ok(Reading::Missing);
                     }
-                    RawValue::Text(t) => normalise_category(t),
+                    RawValue::Text(t) => {
+                        // Known levels are matched without allocating the normalised label.
+                        if let Some(i) = levels.iter().position(|l| normalised_eq(t, l)) {
+                            out[i] = 1.0;
+                            return Ok(Reading::Level(i));
+                        }
+                        normalise_category(t)
+                    }
                     RawValue::Number(v) => format_number(v),
                     RawValue::Flag(b) => if b { "yes" } else { "no" }.to_string(),
                 };
@@ -307,6 +314,22 @@ impl Attribute {
             _ => (String::new(), RateStat { leads: 0, wins: 0 }),
         }
     }
+}
+
+/// Whether `normalise_category(raw) == normalised`, without allocating.
+fn normalised_eq(raw: &str, normalised: &str) -> bool {
+    let mut expected = normalised.chars();
+    for (n, word) in raw.split_whitespace().enumerate() {
+        if n > 0 && expected.next() != Some(' ') {
+            return false;
+        }
+        for c in word.chars().flat_map(char::to_lowercase) {
+            if expected.next() != Some(c) {
+                return false;
+            }
+        }
+    }
+    expected.next().is_none()
 }
 
 /// `3` rather than `3.0`, so numbers sent for a categorical field match CSV labels.
@@ -692,6 +715,45 @@ mod tests {
             encode(&a, RawValue::Missing).unwrap().0,
             [0.0, 0.0, 0.0, 1.0]
         );
+    }
+
+    #[test]
+    fn normalised_comparison_agrees_with_normalising() {
+        let raws = [
+            "Google",
+            " google  ",
+            "GOO gle",
+            "goo  gle",
+            "",
+            "  ",
+            "İstanbul",
+            "ß",
+            "Olark Chat",
+            "olark chat ",
+            "olark\tchat",
+            "olark",
+            "olark chatx",
+            "ΣΑΣ",
+        ];
+        let levels = [
+            "google",
+            "goo gle",
+            "",
+            "olark chat",
+            "i̇stanbul",
+            "ß",
+            "σασ",
+            "olark",
+        ];
+        for raw in raws {
+            for level in levels {
+                assert_eq!(
+                    normalised_eq(raw, level),
+                    normalise_category(raw) == level,
+                    "{raw:?} vs {level:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -351,38 +351,38 @@ impl Model {
     /// Top `k` positive and top `k` negative attribute contributions.
     fn factors(&self, features: &[f64], readings: &[Reading], k: usize) -> Vec<Factor> {
         let coefficients = &self.artifact.coefficients;
-        let mut all: Vec<Factor> = self
-            .artifact
-            .encoder
-            .attributes
+        let attributes = &self.artifact.encoder.attributes;
+        // Contributions first; only the chosen attributes are described (which allocates).
+        let mut order: Vec<(f64, usize)> = attributes
             .iter()
-            .zip(readings)
-            .map(|(attribute, reading)| {
+            .enumerate()
+            .map(|(i, attribute)| {
                 let range = attribute.offset..attribute.offset + attribute.width();
                 let log_odds = coefficients[range.clone()]
                     .iter()
                     .zip(&features[range])
                     .map(|(c, x)| c.weight * (x - c.mean))
                     .sum();
-                let (value, RateStat { leads, wins }) = attribute.describe(reading);
+                (log_odds, i)
+            })
+            .collect();
+        // Stable: ties keep attribute order.
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let positive = order.iter().filter(|f| f.0 > 0.0).take(k);
+        let negative = order.iter().rev().filter(|f| f.0 < 0.0).take(k);
+        positive
+            .chain(negative)
+            .map(|&(log_odds, i)| {
+                let (value, RateStat { leads, wins }) = attributes[i].describe(&readings[i]);
                 Factor {
-                    field: attribute.name.clone(),
+                    field: attributes[i].name.clone(),
                     value,
                     log_odds,
                     closure_rate: (leads > 0).then(|| wins as f64 / leads as f64),
                     support: leads,
                 }
             })
-            .collect();
-        all.sort_by(|a, b| b.log_odds.total_cmp(&a.log_odds));
-        let positive = all.iter().filter(|f| f.log_odds > 0.0).take(k).cloned();
-        let negative = all
-            .iter()
-            .rev()
-            .filter(|f| f.log_odds < 0.0)
-            .take(k)
-            .cloned();
-        positive.chain(negative).collect()
+            .collect()
     }
 
     /// Log-odds of the average training lead.
