@@ -330,9 +330,9 @@ async fn scores_match_batch_scoring_of_the_same_rows() {
         assert_same_score(&got, expected, "test-a");
         // The outcome and date columns are not features: ignored with a warning.
         assert!(
-            got.warnings
-                .iter()
-                .any(|w| w.starts_with("converted: not used by model test-a")),
+            got.warnings.iter().any(|w| w
+                .starts_with("fields not used by model test-a, ignored: ")
+                && w.contains("converted")),
             "{:?}",
             got.warnings
         );
@@ -542,7 +542,7 @@ async fn unusable_values_are_invalid_argument_naming_the_field() {
         .unwrap()
         .into_inner();
     let warnings = got.warnings.join("\n");
-    assert!(warnings.contains("favourite colour: not used by model test-a, ignored"));
+    assert!(warnings.contains("fields not used by model test-a, ignored: favourite colour"));
     assert!(warnings.contains(&format!(
         "{categorical}: category \"carrier pigeon\" not seen"
     )));

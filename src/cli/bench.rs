@@ -47,9 +47,20 @@ pub struct BenchArgs {
     /// Seconds measured, per server.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Seconds of warm-up before measuring, per server.
+    /// Seconds of warm-up before measuring, per server and round.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Rounds, alternating target and ceiling so both see the same background load; the
+    /// summary gives the median of each.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
+}
+
+/// The round with the median throughput (its latencies are reported with it).
+fn median<'a>(measurements: &[&'a Measurement]) -> &'a Measurement {
+    let mut sorted = measurements.to_vec();
+    sorted.sort_by(|a, b| a.calls_per_second().total_cmp(&b.calls_per_second()));
+    sorted[sorted.len() / 2]
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -79,7 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     eprintln!(
         "{method}, concurrency {}, {} connection(s), explain {}, {} distinct requests of ~{} \
-         bytes, {} fields per lead; {:.0} s warm-up + {:.0} s per server",
+         bytes, {} fields per lead; {:.0} s warm-up + {:.0} s per server and round; target {}{}",
         config.concurrency,
         config.connections,
         config.explain,
@@ -87,38 +98,47 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         work.request_bytes,
         work.fields,
         config.warmup.as_secs_f64(),
-        config.duration.as_secs_f64()
+        config.duration.as_secs_f64(),
+        config.target,
+        config
+            .ceiling
+            .as_ref()
+            .map_or(String::new(), |c| format!(", ceiling {c}"))
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (target, ceiling) = runtime.block_on(async {
-        let target = measure(&config.target, work.clone(), &config).await?;
-        let ceiling = match &config.ceiling {
-            Some(address) => Some(measure(address, work.clone(), &config).await?),
-            None => None,
-        };
-        anyhow::Ok((target, ceiling))
+    let rounds = runtime.block_on(async {
+        let mut rounds = Vec::new();
+        for _ in 0..args.rounds {
+            let target = measure(&config.target, work.clone(), &config).await?;
+            let ceiling = match &config.ceiling {
+                Some(address) => Some(measure(address, work.clone(), &config).await?),
+                None => None,
+            };
+            rounds.push((target, ceiling));
+        }
+        anyhow::Ok(rounds)
     })?;
     let mut out = String::new();
     outln!(
         out,
-        "{:<8} {:>30} {:>11} {:>11} {:>9} {:>9} {:>7}",
+        "{:<6} {:<10} {:>11} {:>11} {:>9} {:>9} {:>7}",
+        "round",
         "server",
-        "address",
         "calls/s",
         "leads/s",
         "p50 ms",
         "p99 ms",
         "errors"
     );
-    let line = |out: &mut String, name: &str, m: &Measurement| {
+    let line = |out: &mut String, round: &str, name: &str, m: &Measurement| {
         outln!(
             out,
-            "{:<8} {:>30} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7}",
+            "{:<6} {:<10} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7}",
+            round,
             name,
-            m.target,
             m.calls_per_second(),
             m.leads_per_second(),
             m.p50.as_secs_f64() * 1e3,
@@ -126,17 +146,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             m.errors
         );
     };
-    line(&mut out, "leadscore", &target);
-    if let Some(ceiling) = &ceiling {
-        line(&mut out, "ceiling", ceiling);
+    for (i, (target, ceiling)) in rounds.iter().enumerate() {
+        line(&mut out, &(i + 1).to_string(), "leadscore", target);
+        if let Some(ceiling) = ceiling {
+            line(&mut out, &(i + 1).to_string(), "ceiling", ceiling);
+        }
+    }
+    let targets: Vec<&Measurement> = rounds.iter().map(|r| &r.0).collect();
+    let ceilings: Vec<&Measurement> = rounds.iter().filter_map(|r| r.1.as_ref()).collect();
+    let target = median(&targets);
+    line(&mut out, "median", "leadscore", target);
+    if !ceilings.is_empty() {
+        let ceiling = median(&ceilings);
+        line(&mut out, "median", "ceiling", ceiling);
         outln!(
             out,
-            "throughput: {:.1}% of the no-op ceiling",
-            100.0 * target.calls_per_second() / ceiling.calls_per_second()
+            "throughput: {:.1}% of the no-op ceiling (medians; per round: {})",
+            100.0 * target.calls_per_second() / ceiling.calls_per_second(),
+            rounds
+                .iter()
+                .filter_map(|(t, c)| c.as_ref().map(|c| format!(
+                    "{:.1}%",
+                    100.0 * t.calls_per_second() / c.calls_per_second()
+                )))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     print(&out)?;
-    for m in std::iter::once(&target).chain(&ceiling) {
+    for m in rounds.iter().flat_map(|(t, c)| std::iter::once(t).chain(c)) {
         if let Some(error) = &m.first_error {
             anyhow::bail!("{} calls to {} failed; first: {error}", m.errors, m.target);
         }

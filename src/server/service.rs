@@ -311,10 +311,16 @@ fn score_one<'a>(
     let scored = model
         .score(|i| scratch.values[i], explain)
         .map_err(LeadError::Value)?;
-    let warnings = scratch
-        .unknown
-        .iter()
-        .map(|name| format!("{name}: not used by model {}, ignored", model.version()))
-        .collect();
+    // One warning for all of them: a CRM sending its whole record would otherwise get a line
+    // per unused column on every lead.
+    let warnings = if scratch.unknown.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "fields not used by model {}, ignored: {}",
+            model.version(),
+            scratch.unknown.join(", ")
+        )]
+    };
     Ok(score_response(lead_id, scored, model.version(), warnings))
 }
