@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// summary gives the median of each.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
+    /// Process ids of the target and the ceiling server on this machine (`PID[,PID]`): the
+    /// report then adds each server's CPU time per call, which background load on a shared
+    /// machine does not distort (Linux).
+    #[arg(long, value_delimiter = ',', num_args = 1..=2)]
+    server_pids: Vec<u32>,
 }
 
 /// The round with the median throughput (its latencies are reported with it).
@@ -112,9 +117,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let rounds = runtime.block_on(async {
         let mut rounds = Vec::new();
         for _ in 0..args.rounds {
-            let target = measure(&config.target, work.clone(), &config).await?;
+            let pid = |i: usize| args.server_pids.get(i).copied();
+            let target = measure(&config.target, work.clone(), &config, pid(0)).await?;
             let ceiling = match &config.ceiling {
-                Some(address) => Some(measure(address, work.clone(), &config).await?),
+                Some(address) => Some(measure(address, work.clone(), &config, pid(1)).await?),
                 None => None,
             };
             rounds.push((target, ceiling));
@@ -124,26 +130,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     outln!(
         out,
-        "{:<6} {:<10} {:>11} {:>11} {:>9} {:>9} {:>7}",
+        "{:<6} {:<10} {:>11} {:>11} {:>9} {:>9} {:>7} {:>12}",
         "round",
         "server",
         "calls/s",
         "leads/s",
         "p50 ms",
         "p99 ms",
-        "errors"
+        "errors",
+        "cpu µs/call"
     );
     let line = |out: &mut String, round: &str, name: &str, m: &Measurement| {
         outln!(
             out,
-            "{:<6} {:<10} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7}",
+            "{:<6} {:<10} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7} {:>12}",
             round,
             name,
             m.calls_per_second(),
             m.leads_per_second(),
             m.p50.as_secs_f64() * 1e3,
             m.p99.as_secs_f64() * 1e3,
-            m.errors
+            m.errors,
+            m.calls_per_cpu_second()
+                .map_or("-".to_string(), |c| format!("{:.1}", 1e6 / c))
         );
     };
     for (i, (target, ceiling)) in rounds.iter().enumerate() {
@@ -171,6 +180,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 )))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    let cpu = |ms: &[&Measurement]| -> Option<f64> {
+        let (calls, seconds) = ms.iter().try_fold((0u64, 0f64), |(c, s), m| {
+            Some((c + m.calls, s + m.server_cpu?.as_secs_f64()))
+        })?;
+        Some(calls as f64 / seconds.max(1e-9))
+    };
+    if let (Some(t), Some(c)) = (cpu(&targets), cpu(&ceilings)) {
+        outln!(
+            out,
+            "server CPU per call over all rounds: leadscore {:.1} µs, ceiling {:.1} µs: on a core \
+             of its own leadscore would reach {:.1}% of the ceiling's throughput",
+            1e6 / t,
+            1e6 / c,
+            100.0 * t / c
         );
     }
     print(&out)?;

@@ -74,6 +74,8 @@ pub struct Measurement {
     pub seconds: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU time the server process used while measured, when its pid was given (Linux).
+    pub server_cpu: Option<Duration>,
 }
 
 impl Measurement {
@@ -84,6 +86,23 @@ impl Measurement {
     pub fn leads_per_second(&self) -> f64 {
         self.leads as f64 / self.seconds
     }
+
+    /// Calls per second of server CPU: the throughput the server would reach on a core of its
+    /// own, whatever else ran on the machine meanwhile.
+    pub fn calls_per_cpu_second(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| self.calls as f64 / cpu.as_secs_f64().max(1e-9))
+    }
+}
+
+/// User + system CPU time of a process so far, from `/proc/PID/stat` (Linux).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux platform Rust targets.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Requests encoded ahead of time.
@@ -194,6 +213,7 @@ pub async fn measure(
     target: &str,
     workload: Arc<Workload>,
     config: &BenchConfig,
+    server_pid: Option<u32>,
 ) -> Result<Measurement, BenchError> {
     let mut channels = Vec::new();
     for _ in 0..config.connections.max(1) {
@@ -233,6 +253,8 @@ pub async fn measure(
             tokio::spawn(worker(channel, workload, first, token, warmup_end, end))
         })
         .collect();
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let cpu_start = server_pid.and_then(process_cpu);
     let mut latencies = Vec::new();
     let (mut errors, mut first_error, mut last_finish) = (0, None, warmup_end);
     for worker in workers {
@@ -242,6 +264,10 @@ pub async fn measure(
         first_error = first_error.or(stats.first_error);
         last_finish = last_finish.max(stats.last_finish);
     }
+    let server_cpu = match (cpu_start, server_pid.and_then(process_cpu)) {
+        (Some(start), Some(end)) => Some(end.saturating_sub(start)),
+        _ => None,
+    };
     latencies.sort_unstable();
     let at = |q: f64| {
         latencies
@@ -258,6 +284,7 @@ pub async fn measure(
         seconds: (last_finish - warmup_end).as_secs_f64().max(1e-9),
         p50: at(0.50),
         p99: at(0.99),
+        server_cpu,
     })
 }
 

@@ -15,29 +15,102 @@ use super::metrics::Metrics;
 use crate::encoder::RawValue;
 use crate::model::Model;
 use crate::registry::Registry;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// A loaded model and what the server derives from it.
+#[derive(Debug)]
+pub struct Served {
+    pub model: Model,
+    /// Attribute index by field name, as bytes: the wire reader looks names up before (and
+    /// instead of) checking that they are UTF-8.
+    pub fields: FieldIndex,
+}
+
+impl Served {
+    pub fn new(model: Model) -> Served {
+        let fields = FieldIndex::new(
+            model
+                .encoder()
+                .attributes
+                .iter()
+                .map(|a| a.name.as_bytes()),
+        );
+        Served { model, fields }
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Model;
+
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
+/// Field name → attribute index. The names are the model's own (clients only look up), so a
+/// fast non-keyed hash is safe here: no client can add colliding entries.
+#[derive(Debug)]
+pub struct FieldIndex {
+    map: HashMap<Box<[u8]>, usize, BuildHasherDefault<FxHasher>>,
+}
+
+impl FieldIndex {
+    fn new<'a>(names: impl Iterator<Item = &'a [u8]>) -> FieldIndex {
+        FieldIndex {
+            map: names.enumerate().map(|(i, n)| (n.into(), i)).collect(),
+        }
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<usize> {
+        self.map.get(name).copied()
+    }
+}
+
+/// The multiply-rotate hash of rustc (`FxHasher`), eight bytes at a time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The model in service.
 #[derive(Debug, Default)]
 pub struct ModelHolder {
     /// `None` until the first version loads; then replaced whole on each reload.
-    current: RwLock<Option<Arc<Model>>>,
+    current: RwLock<Option<Arc<Served>>>,
 }
 
 impl ModelHolder {
     /// The model to score a call with.
-    pub fn get(&self) -> Option<Arc<Model>> {
+    pub fn get(&self) -> Option<Arc<Served>> {
         self.current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
-    fn swap(&self, model: Arc<Model>) {
+    fn swap(&self, model: Arc<Served>) {
         *self
             .current
             .write()
@@ -124,7 +197,7 @@ impl Watcher {
         match loaded {
             Ok(model) => {
                 let previous = self.holder.get().map(|m| m.version().to_string());
-                self.holder.swap(Arc::new(model));
+                self.holder.swap(Arc::new(Served::new(model)));
                 self.metrics.set_model_version(&version);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 *refused = None;

@@ -9,7 +9,7 @@
 use super::auth::BearerAuth;
 use super::codec::ServerCodec;
 use super::convert::{invalid_field, invalid_value, score_response};
-use super::holder::ModelHolder;
+use super::holder::{ModelHolder, Served};
 use super::metrics::Metrics;
 use super::predlog::{Prediction, PredictionSender};
 use super::wire;
@@ -189,7 +189,7 @@ impl UnaryService<pb::GetModelInfoRequest> for GetModelInfo {
         ready(
             self.0
                 .model()
-                .map(|model| tonic::Response::new(pb::ModelInfo::from(&*model))),
+                .map(|model| tonic::Response::new(pb::ModelInfo::from(&model.model))),
         )
     }
 }
@@ -203,7 +203,7 @@ struct Scratch<'a> {
 }
 
 impl Shared {
-    fn model(&self) -> Result<Arc<Model>, Status> {
+    fn model(&self) -> Result<Arc<Served>, Status> {
         self.holder.get().ok_or_else(|| {
             Status::unavailable("no model is loaded yet (health is NOT_SERVING); retry later")
         })
@@ -221,7 +221,7 @@ impl Shared {
         };
         let response = score_one(&model, lead, request.explain, &mut scratch)
             .map_err(|e| e.into_status("lead"))?;
-        self.served(&model, std::slice::from_ref(&response));
+        self.served(&model.model, std::slice::from_ref(&response));
         Ok(response)
     }
 
@@ -248,7 +248,7 @@ impl Shared {
                 .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
             results.push(response);
         }
-        self.served(&model, &results);
+        self.served(&model.model, &results);
         Ok(pb::ScoreLeadsResponse { results })
     }
 
@@ -293,18 +293,22 @@ impl LeadError {
 
 /// Scores one encoded `Lead`: each field goes straight into its attribute's slot.
 fn score_one<'a>(
-    model: &Model,
+    served: &Served,
     lead: &'a [u8],
     explain: u32,
     scratch: &mut Scratch<'a>,
 ) -> Result<pb::ScoreLeadResponse, LeadError> {
+    let model = &served.model;
     let attributes = model.encoder().attributes.len();
     scratch.values.clear();
     scratch.values.resize(attributes, RawValue::Missing);
     scratch.unknown.clear();
-    let lead_id = wire::lead(lead, |name, value| match model.attribute_index(name) {
-        Some(i) => scratch.values[i] = value,
-        None => scratch.unknown.push(name),
+    let lead_id = wire::lead(lead, |name, value| {
+        match served.fields.get(name) {
+            Some(i) => scratch.values[i] = wire::field_value(value)?,
+            None => scratch.unknown.push(wire::name(name)?),
+        }
+        Ok(())
     })
     .map_err(LeadError::Wire)?;
     let explain = (explain as usize).min(attributes);

@@ -166,8 +166,14 @@ pub fn score_leads_request(buf: &[u8]) -> Result<ScoreLeadsRequest<'_>> {
 }
 
 /// Reads an encoded `Lead`, calling `field(name, value)` for each map entry in message order,
-/// and returns the lead id.
-pub fn lead<'a>(buf: &'a [u8], mut field: impl FnMut(&'a str, RawValue<'a>)) -> Result<&'a str> {
+/// and returns the lead id. `value` is the entry's encoded `FieldValue` (empty when unset): the
+/// caller decodes it with [`field_value`] only for the fields it uses, so the values of ignored
+/// fields cost nothing (not even their UTF-8 check). Names are left as bytes for the same
+/// reason; a name that matches a known field is valid UTF-8 by construction.
+pub fn lead<'a>(
+    buf: &'a [u8],
+    mut field: impl FnMut(&'a [u8], &'a [u8]) -> Result<()>,
+) -> Result<&'a str> {
     let mut reader = Reader::new(buf);
     let mut lead_id = "";
     while let Some((number, wire_type)) = reader.key()? {
@@ -179,7 +185,7 @@ pub fn lead<'a>(buf: &'a [u8], mut field: impl FnMut(&'a str, RawValue<'a>)) -> 
             2 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
                 let (name, value) = map_entry(reader.bytes()?)?;
-                field(name, value);
+                field(name, value)?;
             }
             _ => reader.skip(wire_type)?,
         }
@@ -187,18 +193,19 @@ pub fn lead<'a>(buf: &'a [u8], mut field: impl FnMut(&'a str, RawValue<'a>)) -> 
     Ok(lead_id)
 }
 
-fn map_entry(buf: &[u8]) -> Result<(&str, RawValue<'_>)> {
+/// A map entry's key and encoded value.
+fn map_entry(buf: &[u8]) -> Result<(&[u8], &[u8])> {
     let mut reader = Reader::new(buf);
-    let (mut name, mut value) = ("", RawValue::Missing);
+    let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
     while let Some((number, wire_type)) = reader.key()? {
         match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                name = reader.string()?;
+                name = reader.bytes()?;
             }
             2 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                value = field_value(reader.bytes()?)?;
+                value = reader.bytes()?;
             }
             _ => reader.skip(wire_type)?,
         }
@@ -206,7 +213,13 @@ fn map_entry(buf: &[u8]) -> Result<(&str, RawValue<'_>)> {
     Ok((name, value))
 }
 
-fn field_value(buf: &[u8]) -> Result<RawValue<'_>> {
+/// A field name the caller does not know, as text.
+pub fn name(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|_| WireError("field name is not valid UTF-8"))
+}
+
+/// Decodes an encoded `FieldValue`; unset (or empty) is missing.
+pub fn field_value(buf: &[u8]) -> Result<RawValue<'_>> {
     let mut reader = Reader::new(buf);
     let mut value = RawValue::Missing;
     while let Some((number, wire_type)) = reader.key()? {
@@ -262,8 +275,12 @@ mod tests {
 
     fn read_lead(bytes: &[u8]) -> (String, Vec<(String, String)>) {
         let mut fields = Vec::new();
-        let id = lead(bytes, |name, value| {
-            fields.push((name.to_string(), format!("{value:?}")))
+        let id = lead(bytes, |name_bytes, value| {
+            fields.push((
+                name(name_bytes)?.to_string(),
+                format!("{:?}", field_value(value)?),
+            ));
+            Ok(())
         })
         .unwrap();
         fields.sort();
@@ -349,7 +366,7 @@ mod tests {
         for end in 0..good.len() {
             let _ = score_leads_request(&good[..end]).map(|r| {
                 for l in r.leads {
-                    let _ = lead(l, |_, _| {});
+                    let _ = lead(l, |n, v| name(n).and(field_value(v)).map(drop));
                 }
             });
         }
@@ -358,13 +375,16 @@ mod tests {
             bad[i] ^= 0xff;
             let _ = score_leads_request(&bad).map(|r| {
                 for l in r.leads {
-                    let _ = lead(l, |_, _| {});
+                    let _ = lead(l, |n, v| name(n).and(field_value(v)).map(drop));
                 }
             });
         }
         assert!(score_lead_request(&[0x0a, 0x05, 1]).is_err());
         assert!(score_lead_request(&[0xff; 11]).is_err());
-        assert!(lead(&[0x0a, 0x01, 0xff], |_, _| {}).is_err());
+        assert!(lead(&[0x0a, 0x01, 0xff], |_, _| Ok(())).is_err());
+        // A text value that is not UTF-8, in a field that is read.
+        let bad_text = [0x12, 0x08, 0x0a, 0x01, b'x', 0x12, 0x03, 0x12, 0x01, 0xff];
+        assert!(lead(&bad_text, |_, v| field_value(v).map(drop)).is_err());
         // Field 1 of ScoreLeadRequest sent as a varint.
         assert!(score_lead_request(&[0x08, 0x01]).is_err());
     }
