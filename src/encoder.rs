@@ -236,7 +236,7 @@ impl Attribute {
                     }
                     RawValue::Text(t) => {
                         // Known levels are matched without allocating the normalised label.
-                        if let Some(i) = levels.iter().position(|l| normalised_eq(t, l)) {
+                        if let Some(i) = level_index(levels, t) {
                             out[i] = 1.0;
                             return Ok(Reading::Level(i));
                         }
@@ -313,6 +313,25 @@ impl Attribute {
             }
             _ => (String::new(), RateStat { leads: 0, wins: 0 }),
         }
+    }
+}
+
+/// The index of the level `normalise_category(raw)` equals, without allocating.
+fn level_index(levels: &[String], raw: &str) -> Option<usize> {
+    let bytes = raw.as_bytes();
+    // Plain ASCII with single inner spaces (most CRM values) normalises to its lower case, so a
+    // byte-wise case-insensitive comparison with the (lower-case) levels decides.
+    let plain = raw.is_ascii()
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && !bytes.windows(2).any(|w| w == b"  ")
+        && !bytes.iter().any(|&b| b.is_ascii_whitespace() && b != b' ');
+    if plain {
+        levels
+            .iter()
+            .position(|l| l.len() == raw.len() && l.eq_ignore_ascii_case(raw))
+    } else {
+        levels.iter().position(|l| normalised_eq(raw, l))
     }
 }
 
@@ -745,7 +764,7 @@ mod tests {
             "σασ",
             "olark",
         ];
-        for raw in raws {
+        for raw in raws.iter().chain(&["GOOGLE", "Olark  Chat", "olark chat", " olark chat"]) {
             for level in levels {
                 assert_eq!(
                     normalised_eq(raw, level),
@@ -753,6 +772,12 @@ mod tests {
                     "{raw:?} vs {level:?}"
                 );
             }
+            let owned: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+            assert_eq!(
+                level_index(&owned, raw),
+                levels.iter().position(|&l| normalise_category(raw) == l),
+                "{raw:?}"
+            );
         }
     }
 
