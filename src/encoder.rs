@@ -764,7 +764,10 @@ mod tests {
             "σασ",
             "olark",
         ];
-        for raw in raws.iter().chain(&["GOOGLE", "Olark  Chat", "olark chat", " olark chat"]) {
+        for raw in raws
+            .iter()
+            .chain(&["GOOGLE", "Olark  Chat", "olark chat", " olark chat"])
+        {
             for level in levels {
                 assert_eq!(
                     normalised_eq(raw, level),

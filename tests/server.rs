@@ -1189,9 +1189,14 @@ async fn bench_measures_the_server_and_the_noop_ceiling() {
     let work = Arc::new(workload(&config).unwrap());
     assert_eq!(work.fields, 11, "every column but the id and the outcome");
     for target in [&server, &noop] {
-        let m = measure(&target.url(), work.clone(), &config, Some(std::process::id()))
-            .await
-            .unwrap();
+        let m = measure(
+            &target.url(),
+            work.clone(),
+            &config,
+            Some(std::process::id()),
+        )
+        .await
+        .unwrap();
         assert!(m.server_cpu.is_some());
         assert_eq!(m.errors, 0, "{:?}", m.first_error);
         assert!(m.calls > 0);

@@ -34,13 +34,7 @@ pub struct Served {
 
 impl Served {
     pub fn new(model: Model) -> Served {
-        let fields = FieldIndex::new(
-            model
-                .encoder()
-                .attributes
-                .iter()
-                .map(|a| a.name.as_bytes()),
-        );
+        let fields = FieldIndex::new(model.encoder().attributes.iter().map(|a| a.name.as_bytes()));
         Served { model, fields }
     }
 }
