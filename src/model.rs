@@ -248,8 +248,9 @@ impl Model {
         }
         let q = &artifact.score_quantiles;
         if q.len() != 101
-            || q.windows(2)
-                .any(|w| w[0].partial_cmp(&w[1]).is_none_or(|o| o.is_gt()))
+            || q.windows(2).any(|w| {
+                w[0].partial_cmp(&w[1]) == Some(std::cmp::Ordering::Greater) || w[0].is_nan()
+            })
         {
             return Err("score_quantiles must be 101 ascending probabilities".into());
         }
