@@ -579,11 +579,11 @@ pub fn encode_table(
         let mut cache: HashMap<&str, usize> = HashMap::new();
         for (i, &row) in rows.iter().enumerate() {
             let cell = column.get(row);
-            if let Encoding::Categorical { .. } = attribute.encoding {
-                if let Some(&hot) = cache.get(cell) {
-                    matrix[[i, attribute.offset + hot]] = 1.0;
-                    continue;
-                }
+            if let (Encoding::Categorical { .. }, Some(&hot)) =
+                (&attribute.encoding, cache.get(cell))
+            {
+                matrix[[i, attribute.offset + hot]] = 1.0;
+                continue;
             }
             attribute
                 .encode(RawValue::Text(cell), &encoder.missing_tokens, slot)

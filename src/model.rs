@@ -233,10 +233,9 @@ impl Model {
                 level_rates,
                 ..
             } = &a.encoding
+                && levels.len() != level_rates.len()
             {
-                if levels.len() != level_rates.len() {
-                    return Err(format!("attribute {:?} has inconsistent levels", a.name));
-                }
+                return Err(format!("attribute {:?} has inconsistent levels", a.name));
             }
         }
         let finite = artifact
@@ -248,7 +247,11 @@ impl Model {
             return Err("non-finite coefficient".into());
         }
         let q = &artifact.score_quantiles;
-        if q.len() != 101 || q.windows(2).any(|w| !(w[0] <= w[1])) {
+        if q.len() != 101
+            || q.windows(2).any(|w| {
+                w[0].partial_cmp(&w[1]) == Some(std::cmp::Ordering::Greater) || w[0].is_nan()
+            })
+        {
             return Err("score_quantiles must be 101 ascending probabilities".into());
         }
         if artifact.grades.is_empty() {

@@ -204,17 +204,6 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let target = table.column_index(&config.target)?;
     let parser = OutcomeParser::new(config.positive.as_deref(), &config.open, missing.clone());
     let (rows, won) = parse_outcomes(&table, target, &parser, &config.target)?;
-    let wins = won.iter().filter(|&&w| w).count();
-    let losses = won.len() - wins;
-    if wins < config.min_class_rows || losses < config.min_class_rows {
-        return Err(TrainError::TooFewOutcomes {
-            path: table.path.clone(),
-            wins,
-            losses,
-            need: config.min_class_rows,
-        });
-    }
-
     // Columns and their roles.
     let id = config
         .id
@@ -230,9 +219,20 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     for name in &config.drop {
         dropped.push(table.column_index(name)?);
     }
-    for (name, _) in &config.kinds {
+    for name in config.kinds.keys() {
         table.column_index(name)?;
     }
+    let wins = won.iter().filter(|&&w| w).count();
+    let losses = won.len() - wins;
+    if wins < config.min_class_rows || losses < config.min_class_rows {
+        return Err(TrainError::TooFewOutcomes {
+            path: table.path.clone(),
+            wins,
+            losses,
+            need: config.min_class_rows,
+        });
+    }
+
     let mut profiles: Vec<ColumnProfile> = Vec::new();
     let mut features: Vec<(usize, Kind)> = Vec::new();
     let mut column_summaries = Vec::new();
@@ -519,7 +519,7 @@ fn parse_outcomes(
     }
     if let Some(line) = unknown.values().map(|v| v.1).min() {
         let mut values: Vec<_> = unknown.iter().collect();
-        values.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        values.sort_by_key(|v| std::cmp::Reverse(v.1.0));
         return Err(TrainError::UnknownOutcome {
             path: table.path.clone(),
             column: name.to_string(),
@@ -535,6 +535,9 @@ fn parse_outcomes(
     Ok((rows, won))
 }
 
+/// Row order (indexes into the outcome rows), holdout size, and first/last date.
+type DateSplit = (Vec<usize>, usize, Option<(String, String)>);
+
 /// Orders outcome rows (indexes into `rows`) by date and holds out the most recent share.
 /// Rows without a date are always training rows.
 fn split_by_date(
@@ -542,7 +545,7 @@ fn split_by_date(
     date: usize,
     rows: &[usize],
     share: f64,
-) -> Result<(Vec<usize>, usize, Option<(String, String)>), TrainError> {
+) -> Result<DateSplit, TrainError> {
     let column = table.column(date);
     let mut dated = Vec::new();
     let mut undated = Vec::new();
