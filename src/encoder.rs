@@ -132,7 +132,11 @@ impl Attribute {
             | Encoding::Boolean {
                 missing_indicator, ..
             } => 1 + *missing_indicator as usize,
-            Encoding::Categorical { levels, .. } => levels.len() + 2,
+            Encoding::Categorical { levels, .. } => {
+                levels.len()
+                    + self.other_slot().is_some() as usize
+                    + self.missing_slot().is_some() as usize
+            }
         }
     }
 
@@ -154,9 +158,34 @@ impl Attribute {
             Encoding::Categorical { levels, .. } => levels
                 .iter()
                 .map(String::as_str)
-                .chain([OTHER_LEVEL, MISSING_LEVEL])
+                .chain(self.other_slot().map(|_| OTHER_LEVEL))
+                .chain(self.missing_slot().map(|_| MISSING_LEVEL))
                 .map(|level| format!("{}={level}", self.name))
                 .collect(),
+        }
+    }
+
+    /// Column of the pooled rare levels: only when training saw such leads. Without it, a
+    /// label never seen in training sets no column, which is what a zero weight would do.
+    pub fn other_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels, other_rate, ..
+            } if other_rate.leads > 0 => Some(levels.len()),
+            _ => None,
+        }
+    }
+
+    /// Column of missing values: only when training saw missing values.
+    pub fn missing_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels,
+                other_rate,
+                missing_rate,
+                ..
+            } if missing_rate.leads > 0 => Some(levels.len() + (other_rate.leads > 0) as usize),
+            _ => None,
         }
     }
 
@@ -228,10 +257,12 @@ impl Attribute {
                 out[0] = flag as u8 as f64;
                 Ok(Reading::Flag(flag))
             }
-            Encoding::Categorical { levels, .. } => {
+            Encoding::Categorical { .. } => {
                 let label = match value {
                     RawValue::Missing => {
-                        out[levels.len() + 1] = 1.0;
+                        if let Some(slot) = self.missing_slot() {
+                            out[slot] = 1.0;
+                        }
                         return Ok(Reading::Missing);
                     }
                     RawValue::Text(t) => normalise_category(t),
@@ -254,7 +285,9 @@ impl Attribute {
                 Reading::Level(i)
             }
             None => {
-                out[levels.len()] = 1.0;
+                if let Some(slot) = self.other_slot() {
+                    out[slot] = 1.0;
+                }
                 Reading::Other {
                     label,
                     unseen: true,
@@ -571,26 +604,31 @@ pub fn encode_table(
     let width = encoder.width();
     let mut matrix = ndarray::Array2::<f64>::zeros((rows.len(), width).f());
     let mut buffer = vec![0.0; width];
+    // Read the text in file order (it is laid out that way) and write each value to its
+    // row of the matrix: `rows` is usually a shuffle, and random reads of text are slow.
+    let mut in_file_order: Vec<(usize, usize)> = rows.iter().copied().zip(0..).collect();
+    in_file_order.sort_unstable();
     for (a, attribute) in encoder.attributes.iter().enumerate() {
         let column = table.column(columns[a]);
         let w = attribute.width();
         let slot = &mut buffer[..w];
         // Categorical cells repeat: encode each distinct spelling once, then copy.
-        let mut cache: HashMap<&str, usize> = HashMap::new();
-        for (i, &row) in rows.iter().enumerate() {
+        let mut cache: HashMap<&str, Option<usize>> = HashMap::new();
+        for &(row, i) in &in_file_order {
             let cell = column.get(row);
             if let (Encoding::Categorical { .. }, Some(&hot)) =
                 (&attribute.encoding, cache.get(cell))
             {
-                matrix[[i, attribute.offset + hot]] = 1.0;
+                if let Some(hot) = hot {
+                    matrix[[i, attribute.offset + hot]] = 1.0;
+                }
                 continue;
             }
             attribute
                 .encode(RawValue::Text(cell), &encoder.missing_tokens, slot)
                 .map_err(|e| (row, e))?;
             if let Encoding::Categorical { .. } = attribute.encoding {
-                let hot = slot.iter().position(|&v| v == 1.0).unwrap_or(0);
-                cache.insert(cell, hot);
+                cache.insert(cell, slot.iter().position(|&v| v == 1.0));
             }
             for (k, &v) in slot.iter().enumerate() {
                 if v != 0.0 {
@@ -691,6 +729,24 @@ mod tests {
         assert_eq!(
             encode(&a, RawValue::Missing).unwrap().0,
             [0.0, 0.0, 0.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn categorical_has_no_columns_for_what_training_never_saw() {
+        let a = fit_one(
+            Kind::Categorical,
+            &["a", "b", "a"],
+            &[true, false, false],
+            1,
+        );
+        assert_eq!(a.column_names(), ["x=a", "x=b"]);
+        let (v, r) = encode(&a, RawValue::Text("zebra")).unwrap();
+        assert_eq!(v, [0.0, 0.0]);
+        assert!(matches!(r, Reading::Other { unseen: true, .. }));
+        assert_eq!(
+            encode(&a, RawValue::Missing).unwrap(),
+            (vec![0.0, 0.0], Reading::Missing)
         );
     }
 
