@@ -392,26 +392,31 @@ impl FeatureEncoder {
 
     /// Fits the encoding of each `(name, kind, cells)` on the rows with a known outcome.
     /// `won[i]` is the outcome of row `rows[i]`.
+    ///
+    /// On a value the column's kind cannot read, returns the table row and the error.
     pub fn fit<'a>(
         columns: impl IntoIterator<Item = (&'a str, Kind, &'a crate::data::TextColumn)>,
         rows: &[usize],
         won: &[bool],
         missing: &MissingTokens,
         options: &EncoderOptions,
-    ) -> Result<FeatureEncoder, ValueError> {
+    ) -> Result<FeatureEncoder, (usize, ValueError)> {
         let mut attributes = Vec::new();
         let mut offset = 0;
         for (name, kind, column) in columns {
             let cells = rows.iter().map(|&r| column.get(r));
+            let at_row = |(i, e): (usize, ValueError)| (rows[i], e);
             let encoding = match kind {
-                Kind::Numeric => fit_numeric(name, cells, won, missing)?,
-                Kind::Boolean => fit_boolean(name, cells, won, missing)?,
+                Kind::Numeric => fit_numeric(name, cells, won, missing).map_err(at_row)?,
+                Kind::Boolean => fit_boolean(name, cells, won, missing).map_err(at_row)?,
                 Kind::Categorical => fit_categorical(cells, won, missing, options),
                 other => {
-                    return Err(ValueError {
-                        field: name.to_string(),
-                        message: format!("a {other} column cannot be a feature"),
-                    });
+                    let message = format!("a {other} column cannot be a feature");
+                    let field = name.to_string();
+                    return Err((
+                        rows.first().copied().unwrap_or(0),
+                        ValueError { field, message },
+                    ));
                 }
             };
             let attribute = Attribute {
@@ -450,18 +455,23 @@ fn fit_numeric<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, ValueError> {
+) -> Result<Encoding, (usize, ValueError)> {
     let mut values = Vec::new();
     let mut outcomes = Vec::new();
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
-    for (cell, &w) in cells.zip(won) {
+    for (i, (cell, &w)) in cells.zip(won).enumerate() {
         if missing.is_missing(cell) {
             missing_rate.add(w);
             continue;
         }
-        let v = parse_number(cell).ok_or_else(|| ValueError {
-            field: name.to_string(),
-            message: format!("{cell:?} is not a number (declare the column's kind with --kind)"),
+        let v = parse_number(cell).ok_or_else(|| {
+            let message = format!(
+                "{cell:?} is not a number, but the rest of the column is; fix the cell, name the \
+                 value as missing with --na, or read the column as categories with \
+                 --kind \"{name}=categorical\""
+            );
+            let field = name.to_string();
+            (i, ValueError { field, message })
         })?;
         values.push(v);
         outcomes.push(w);
@@ -506,17 +516,23 @@ fn fit_boolean<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, ValueError> {
+) -> Result<Encoding, (usize, ValueError)> {
     let mut rates = [RateStat { leads: 0, wins: 0 }; 2];
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
-    for (cell, &w) in cells.zip(won) {
+    for (i, (cell, &w)) in cells.zip(won).enumerate() {
         if missing.is_missing(cell) {
             missing_rate.add(w);
             continue;
         }
-        let flag = parse_flag(cell).ok_or_else(|| ValueError {
-            field: name.to_string(),
-            message: format!("{cell:?} is not a yes/no value"),
+        let flag = parse_flag(cell).ok_or_else(|| {
+            let message = format!("{cell:?} is not a yes/no value");
+            (
+                i,
+                ValueError {
+                    field: name.to_string(),
+                    message,
+                },
+            )
         })?;
         rates[flag as usize].add(w);
     }

@@ -316,6 +316,11 @@ pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> C
         }
         return profile(Kind::Numeric, "numbers");
     }
+    // A few stray values in a column of numbers are typing errors, not categories: the column
+    // stays numeric and training names the first such cell.
+    if numbers * 100 >= present * 95 && present - numbers <= 1000 {
+        return profile(Kind::Numeric, "numbers, with a few cells that are not");
+    }
     if dates == present {
         return profile(Kind::Date, "dates");
     }
@@ -381,6 +386,12 @@ mod tests {
             Kind::Date
         );
         assert_eq!(kind_of(&["No", "no", "NO"]), Kind::Constant);
+        // One typo among numbers keeps the column numeric (training then names the cell).
+        let mut typo: Vec<String> = (0..40).map(|i| (i % 7).to_string()).collect();
+        typo.push("12O".into());
+        let typo: Vec<&str> = typo.iter().map(String::as_str).collect();
+        assert_eq!(kind_of(&typo), Kind::Numeric);
+        assert_eq!(kind_of(&["1", "2", "abc", "def"]), Kind::Categorical);
         let ids: Vec<String> = (0..60).map(|i| format!("{}", 1000 + i)).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         assert_eq!(kind_of(&ids), Kind::Id);

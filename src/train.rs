@@ -320,9 +320,9 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         &missing,
         &config.encoder,
     )
-    .map_err(|e| TrainError::BadValue {
+    .map_err(|(row, e)| TrainError::BadValue {
         path: table.path.clone(),
-        line: 0,
+        line: table.lines[row],
         message: e.to_string(),
     })?;
     let feature_columns: Vec<usize> = features.iter().map(|&(c, _)| c).collect();

@@ -357,6 +357,25 @@ fn refusals_name_the_problem_and_write_nothing() {
         &["--target", "outcome", "--date", "created"],
         "line 9: column \"created\": \"yesterday\" is not a date",
     );
+    let stray: String = "id,employees,outcome\n".to_string()
+        + &(0..200)
+            .map(|i| {
+                format!(
+                    "{i},{},{}\n",
+                    if i == 120 {
+                        "12O".to_string()
+                    } else {
+                        (i % 13).to_string()
+                    },
+                    i % 2
+                )
+            })
+            .collect::<String>();
+    assert_refused(
+        &write(d, "stray.csv", &stray),
+        &target,
+        "stray.csv, line 122: field \"employees\": \"12O\" is not a number, but the rest of the column is",
+    );
     assert_refused(
         &write(d, "ok.csv", "x,outcome\n1,1\n"),
         &["--target", "outcome", "--drop", "nope"],
