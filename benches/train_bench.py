@@ -20,7 +20,7 @@ BIN = os.path.join(HERE, "..", "target", "release", "leadscore")
 
 
 def timed(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout)."""
+    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout, CPU seconds)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read()
@@ -28,7 +28,7 @@ def timed(cmd):
     wall = time.perf_counter() - start
     if status != 0:
         sys.exit(f"failed ({status}): {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -41,16 +41,18 @@ def main():
             data = os.path.join(work, f"leads-{rows}.csv")
             subprocess.run([BIN, "sample", "--rows", str(rows), "--seed", "1", "--out", data],
                            check=True, stderr=subprocess.DEVNULL)
-            ours, theirs = [], []
+            ours, theirs, ours_cpu, theirs_cpu = [], [], [], []
             for run in range(args.runs):
                 models = os.path.join(work, f"models-{rows}-{run}")
-                wall, rss, out = timed([BIN, "train", "--data", data, "--target", "converted",
-                                        "--id", "lead_id", "--models", models, "--json", "--quiet"])
+                wall, rss, out, cpu = timed([BIN, "train", "--data", data, "--target", "converted",
+                                             "--id", "lead_id", "--models", models, "--json", "--quiet"])
                 summary = json.loads(out)
                 ours.append((wall, rss, summary))
-                wall, rss, out = timed([sys.executable, os.path.join(HERE, "train_reference.py"),
-                                        data, os.path.join(work, "model.pkl")])
+                ours_cpu.append(cpu)
+                wall, rss, out, cpu = timed([sys.executable, os.path.join(HERE, "train_reference.py"),
+                                             data, os.path.join(work, "model.pkl")])
                 theirs.append((wall, rss, json.loads(out)))
+                theirs_cpu.append(cpu)
             med = lambda xs: statistics.median(xs)  # noqa: E731
             ours_wall = med([w for w, _, _ in ours])
             theirs_wall = med([w for w, _, _ in theirs])
@@ -68,8 +70,9 @@ def main():
             print(f"   stages: read {med([r['read'] for _, _, r in theirs]):.2f}  encode {med([r['encode'] for _, _, r in theirs]):.2f}  "
                   f"holdout fit {fit_theirs:.2f} ({theirs[0][2]['iterations']} lbfgs iterations)  "
                   f"refit incl. encoding {med([r['refit_with_encoding'] for _, _, r in theirs]):.2f}")
-            print(f"ratio leadscore / scikit-learn: end to end {ours_wall / theirs_wall:.2f}x, "
-                  f"holdout fit {fit_ours / fit_theirs:.2f}x")
+            print(f"CPU time (user+sys): leadscore {med(ours_cpu):.2f} s, scikit-learn {med(theirs_cpu):.2f} s")
+            print(f"ratio leadscore / scikit-learn: end to end {ours_wall / theirs_wall:.2f}x wall, "
+                  f"{med(ours_cpu) / med(theirs_cpu):.2f}x CPU; holdout fit {fit_ours / fit_theirs:.2f}x")
             sys.stdout.flush()
 
 
