@@ -96,6 +96,10 @@ pub enum Encoding {
         levels: Vec<String>,
         /// Closure rate per kept level.
         level_rates: Vec<RateStat>,
+        /// Labels seen in training but pooled as rare (at most [`MAX_POOLED_LABELS`]), so that
+        /// only labels never seen are reported as unseen.
+        #[serde(default)]
+        pooled: Vec<String>,
         other_rate: RateStat,
         missing_rate: RateStat,
     },
@@ -112,6 +116,8 @@ pub struct Attribute {
 }
 
 pub const OTHER_LEVEL: &str = "(other)";
+/// Pooled labels remembered per attribute; past this, a pooled label reads as unseen.
+pub const MAX_POOLED_LABELS: usize = 1000;
 pub const MISSING_LEVEL: &str = "(missing)";
 
 impl Attribute {
@@ -276,7 +282,7 @@ impl Attribute {
 
     /// Sets the one-hot column of a normalised category label.
     fn encode_level(&self, label: String, out: &mut [f64]) -> Reading {
-        let Encoding::Categorical { levels, .. } = &self.encoding else {
+        let Encoding::Categorical { levels, pooled, .. } = &self.encoding else {
             unreachable!("encode_level is only called for categorical attributes")
         };
         match levels.iter().position(|l| *l == label) {
@@ -288,10 +294,8 @@ impl Attribute {
                 if let Some(slot) = self.other_slot() {
                     out[slot] = 1.0;
                 }
-                Reading::Other {
-                    label,
-                    unseen: true,
-                }
+                let unseen = !pooled.contains(&label);
+                Reading::Other { label, unseen }
             }
         }
     }
@@ -591,11 +595,15 @@ fn fit_categorical<'a>(
     let mut levels = Vec::new();
     let mut level_rates = Vec::new();
     let mut other_rate = RateStat { leads: 0, wins: 0 };
+    let mut pooled = Vec::new();
     for (rank, &i) in order.iter().enumerate() {
         if rank < options.max_levels && stats[i].leads as usize >= options.min_level_count {
             levels.push(labels[i].clone());
             level_rates.push(stats[i]);
         } else {
+            if pooled.len() < MAX_POOLED_LABELS {
+                pooled.push(labels[i].clone());
+            }
             other_rate.leads += stats[i].leads;
             other_rate.wins += stats[i].wins;
         }
@@ -603,6 +611,7 @@ fn fit_categorical<'a>(
     Encoding::Categorical {
         levels,
         level_rates,
+        pooled,
         other_rate,
         missing_rate,
     }
@@ -727,11 +736,13 @@ mod tests {
             level_rates,
             other_rate,
             missing_rate,
+            pooled,
         } = &a.encoding
         else {
             panic!()
         };
         assert_eq!(levels, &["google", "email"]);
+        assert_eq!(pooled, &["fax"]);
         assert_eq!(level_rates[0], RateStat { leads: 3, wins: 2 });
         assert_eq!(*other_rate, RateStat { leads: 1, wins: 1 });
         assert_eq!(*missing_rate, RateStat { leads: 1, wins: 0 });
@@ -742,6 +753,12 @@ mod tests {
         let (v, r) = encode(&a, RawValue::Text("carrier pigeon")).unwrap();
         assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
         assert!(matches!(r, Reading::Other { unseen: true, .. }));
+        let (v, r) = encode(&a, RawValue::Text("FAX")).unwrap();
+        assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
+        assert!(
+            matches!(r, Reading::Other { unseen: false, .. }),
+            "fax was seen, pooled"
+        );
         assert_eq!(
             encode(&a, RawValue::Missing).unwrap().0,
             [0.0, 0.0, 0.0, 1.0]
@@ -803,17 +820,19 @@ mod tests {
             },
         )
         .unwrap();
-        let matrix = encode_table(&enc, &table, &[0, 1], &rows).unwrap();
+        // Matrix row i holds table row shuffled[i].
+        let shuffled = [2, 0, 3, 1];
+        let matrix = encode_table(&enc, &table, &[0, 1], &shuffled).unwrap();
         let mut out = vec![0.0; enc.width()];
         let mut readings = Vec::new();
-        for &r in &rows {
+        for (i, &r) in shuffled.iter().enumerate() {
             enc.encode_row(
                 |a| RawValue::Text(table.column(a).get(r)),
                 &mut out,
                 &mut readings,
             )
             .unwrap();
-            assert_eq!(matrix.row(r).to_vec(), out, "row {r}");
+            assert_eq!(matrix.row(i).to_vec(), out, "matrix row {i}, table row {r}");
         }
     }
 }

@@ -192,7 +192,10 @@ impl Registry {
         self.set_current(version)?;
         step_delay();
         let mut history = self.history()?;
-        history.push(version.to_string());
+        // Promoting the version already in service changes nothing, so rollback skips it.
+        if history.last().map(String::as_str) != Some(version) {
+            history.push(version.to_string());
+        }
         self.write_history(&history)
     }
 

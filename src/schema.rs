@@ -223,12 +223,8 @@ pub fn parse_flag(cell: &str) -> Option<bool> {
 /// Reads the date part of `2024-03-01`, `2024-03-01 10:20:00`, `2024-03-01T10:20:00Z`,
 /// `2024/03/01`, `01.03.2024` and `03/01/2024` (month first, as US CRMs export).
 pub fn parse_date(cell: &str) -> Option<NaiveDate> {
-    let cell = cell.trim();
-    let head = cell.get(..10).unwrap_or(cell);
-    let rest = cell.get(10..).unwrap_or("");
-    if !(rest.is_empty() || rest.starts_with([' ', 'T'])) {
-        return None;
-    }
+    // The date is what comes before a time part (`2024-03-01T10:20`, `1/5/2024 10:00`).
+    let head = cell.trim().split([' ', 'T']).next().unwrap_or("");
     ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y"]
         .iter()
         .find_map(|format| NaiveDate::parse_from_str(head, format).ok())
@@ -441,6 +437,7 @@ mod tests {
             "2024-03-01 10:20:00",
             "2024-03-01T10:20:00Z",
             "03/01/2024",
+            "3/1/2024 10:00",
         ] {
             assert_eq!(parse_date(s), Some(d), "{s}");
         }

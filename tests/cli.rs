@@ -169,4 +169,9 @@ fn scoring_errors_name_the_cause() {
     .unwrap();
     let out = leadscore(&["score", "--data", partial.to_str().unwrap(), "--models", m]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("number out of range"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -455,7 +455,12 @@ fn promote_auto_keeps_the_better_serving_model() {
     let second = train(&weak, &mut quiet()).unwrap();
     let (_, promotion) = save_and_promote(&registry, &second, PromotePolicy::Auto).unwrap();
     assert!(!promotion.promoted, "{}", promotion.reason);
-    assert!(promotion.serving_holdout_log_loss.unwrap() < second.artifact.holdout.metrics.log_loss);
+    assert!(promotion.serving_log_loss.unwrap() < promotion.new_log_loss.unwrap());
+    assert!(
+        promotion.reason.contains("may have trained on some"),
+        "{}",
+        promotion.reason
+    );
     assert_eq!(
         registry.current_version().unwrap().unwrap(),
         first.artifact.model_version
@@ -471,5 +476,75 @@ fn promote_auto_keeps_the_better_serving_model() {
     assert_eq!(
         registry.current_version().unwrap().unwrap(),
         first.artifact.model_version
+    );
+}
+
+/// The lines of a sample CSV (header kept) whose created_at satisfies `keep`.
+fn filter_by_date(text: &str, keep: impl Fn(&str) -> bool) -> String {
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines.filter(|l| keep(l.split(',').nth(1).unwrap())) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn promote_auto_judges_on_leads_newer_than_the_serving_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("models"));
+    let all = dir.path().join("all.csv");
+    write_sample(&all, 8000, 31).unwrap();
+    let text = std::fs::read_to_string(&all).unwrap();
+    let first_half = write(
+        dir.path(),
+        "h1.csv",
+        &filter_by_date(&text, |d| d < "2025-07-01"),
+    );
+
+    // In service: a weak model (its best columns dropped) trained on the first half-year.
+    let mut weak = TrainConfig::new(&first_half, "converted");
+    weak.date = Some("created_at".into());
+    weak.drop = vec!["demo_requested".into(), "source".into()];
+    let serving = train(&weak, &mut quiet()).unwrap();
+    save_and_promote(&registry, &serving, PromotePolicy::Auto).unwrap();
+
+    // Tonight: the whole year, all columns. Its holdout is the newest 20%, after June.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut strong = TrainConfig::new(&all, "converted");
+    strong.date = Some("created_at".into());
+    let candidate = train(&strong, &mut quiet()).unwrap();
+    let (_, promotion) = save_and_promote(&registry, &candidate, PromotePolicy::Auto).unwrap();
+    assert!(promotion.promoted, "{}", promotion.reason);
+    let scope = promotion.compared_on.unwrap();
+    assert!(
+        scope.contains("holdout leads dated after 2025-06-30"),
+        "{scope}"
+    );
+    assert!(promotion.new_log_loss.unwrap() <= promotion.serving_log_loss.unwrap());
+    assert_eq!(
+        registry.current_version().unwrap().unwrap(),
+        candidate.artifact.model_version
+    );
+}
+
+#[test]
+fn a_holdout_without_both_outcomes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every lead of the last months is lost: the date holdout has no wins.
+    let mut text = String::from("id,created,signal,outcome\n");
+    for i in 0..500 {
+        let month = 1 + i * 12 / 500;
+        let won = month <= 9 && i % 3 == 0;
+        text.push_str(&format!("{i},2025-{month:02}-01,{},{}\n", i % 5, won as u8));
+    }
+    let data = write(dir.path(), "late.csv", &text);
+    let mut config = TrainConfig::new(&data, "outcome");
+    config.date = Some("created".into());
+    let err = train(&config, &mut quiet()).unwrap_err().to_string();
+    assert!(
+        err.contains("the holdout (the most recent 20% of leads by \"created\") has 0 won"),
+        "{err}"
     );
 }
