@@ -11,6 +11,7 @@ macro_rules! outln {
     }};
 }
 
+mod evaluate;
 mod models;
 mod sample;
 mod score;
@@ -45,6 +46,7 @@ pub enum Command {
     Sample(sample::SampleArgs),
     Train(train::TrainArgs),
     Score(score::ScoreArgs),
+    Evaluate(evaluate::EvaluateArgs),
     #[command(subcommand)]
     Models(models::ModelsCommand),
 }
@@ -55,6 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sample(args) => sample::run(args),
         Command::Train(args) => train::run(args),
         Command::Score(args) => score::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Models(cmd) => models::run(cmd),
     };
     match result {
