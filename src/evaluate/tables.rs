@@ -2,7 +2,7 @@
 //! segment, month) against the company average, and lift and gains by decile.
 
 use super::Labels;
-use crate::metrics::{CalibrationBin, Z_95, wilson_interval};
+use crate::metrics::{CalibrationBin, Z_95, calibration_bins, wilson_interval};
 use serde::Serialize;
 
 /// One probability band of a calibration table.
@@ -52,28 +52,14 @@ impl BandRow {
     }
 }
 
-/// Equal-width bands over [0, 1]; empty bands are left out.
+/// Equal-width bands over [0, 1]; empty bands are left out (the bands of
+/// [`calibration_bins`], with their intervals).
 pub fn equal_width_bands(probabilities: &[f64], won: &[bool], bins: usize) -> Vec<BandRow> {
-    let bins = bins.max(1);
-    let mut sums = vec![(0u64, 0u64, 0.0f64); bins];
-    for (&p, &w) in probabilities.iter().zip(won) {
-        let b = ((p * bins as f64) as usize).min(bins - 1);
-        let s = &mut sums[b];
-        s.0 += 1;
-        s.1 += w as u64;
-        s.2 += p;
-    }
-    sums.iter()
-        .enumerate()
-        .filter(|(_, s)| s.0 > 0)
-        .map(|(b, &(leads, wins, total))| {
-            BandRow::new(
-                b as f64 / bins as f64,
-                (b + 1) as f64 / bins as f64,
-                leads,
-                wins,
-                total,
-            )
+    calibration_bins(probabilities, won, bins.max(1))
+        .into_iter()
+        .map(|b| {
+            let total = b.mean_predicted * b.leads as f64;
+            BandRow::new(b.lower, b.upper, b.leads, b.wins, total)
         })
         .collect()
 }
