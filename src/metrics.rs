@@ -211,20 +211,21 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
         let da = (h[2] * g[0] - h[1] * g[1]) / det;
         let db = (h[0] * g[1] - h[1] * g[0]) / det;
         let mut step = 1.0;
-        let mut improved = false;
+        let mut moved = 0.0;
         for _ in 0..30 {
             let (na, nb) = (a - step * da, b - step * db);
             let candidate = evaluate(na, nb);
             if candidate.0 <= nll {
+                moved = (step * da).abs() + (step * db).abs();
                 (a, b) = (na, nb);
                 (nll, g, h) = candidate;
-                improved = true;
                 break;
             }
             step /= 2.0;
         }
-        let n = x.len() as f64;
-        if !improved || (g[0].abs() + g[1].abs()) / n < 1e-10 {
+        // Converged when Newton's step is negligible (the gradient itself bottoms out at the
+        // rounding error of a sum over all leads, so it is no stopping rule).
+        if moved < 1e-9 {
             break;
         }
     }
@@ -336,5 +337,56 @@ mod tests {
         // ECE = (1*0.05 + 2*|0.135-0.5| + 2*|0.975-1|) / 5
         let ece = (0.05 + 2.0 * 0.365 + 2.0 * 0.025) / 5.0;
         assert!((expected_calibration_error(&bins) - ece).abs() < 1e-12);
+    }
+
+    #[test]
+    fn wilson_by_hand() {
+        // 3 of 10 at z = 1.96: centre (0.3 + 0.19208) / 1.38416, half-width
+        // 1.96 / 1.38416 · sqrt(0.021 + 0.009604).
+        let (lo, hi) = wilson_interval(3, 10, 1.96);
+        let centre = (0.3 + 1.96f64.powi(2) / 20.0) / (1.0 + 1.96f64.powi(2) / 10.0);
+        let half = 1.96 / (1.0 + 1.96f64.powi(2) / 10.0)
+            * (0.3f64 * 0.7 / 10.0 + 1.96f64.powi(2) / 400.0).sqrt();
+        assert!((lo - (centre - half)).abs() < 1e-12 && (hi - (centre + half)).abs() < 1e-12);
+        assert!(
+            (lo - 0.1078).abs() < 1e-4 && (hi - 0.6032).abs() < 1e-4,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson_interval(0, 0, 1.96), (0.0, 1.0));
+        let (lo, hi) = wilson_interval(0, 20, 1.96);
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.1 && hi < 0.2);
+    }
+
+    #[test]
+    fn brier_skill_and_max_calibration_error() {
+        assert_eq!(brier_skill(0.1, 0.5), Some(1.0 - 0.1 / 0.25));
+        assert_eq!(brier_skill(0.1, 0.0), None);
+        let bins = calibration_bins(&[0.05, 0.15, 0.12, 0.95], &[false, true, false, true], 10);
+        assert!((max_calibration_error(&bins) - 0.365).abs() < 1e-12);
+    }
+
+    #[test]
+    fn calibration_fit_recovers_a_known_distortion() {
+        // Outcomes drawn exactly at rates σ(0.4 + 0.6·logit p): with expected counts as
+        // fractional weights the fit is exact, so use many leads per probability and
+        // round wins to the nearest whole number.
+        let mut p = Vec::new();
+        let mut won = Vec::new();
+        for k in 1..20 {
+            let q = k as f64 / 20.0;
+            let truth = 1.0 / (1.0 + (-(0.4 + 0.6 * (q / (1.0 - q)).ln())).exp());
+            let wins = (truth * 10_000.0).round() as usize;
+            for i in 0..10_000 {
+                p.push(q);
+                won.push(i < wins);
+            }
+        }
+        let fit = calibration_fit(&p, &won).unwrap();
+        assert!((fit.slope - 0.6).abs() < 2e-3, "{fit:?}");
+        assert!((fit.intercept - 0.4).abs() < 2e-3, "{fit:?}");
+        // A calibrated model: slope 1, intercept 0.
+        assert_eq!(calibration_fit(&[0.3, 0.3], &[true, false]), None);
+        assert_eq!(calibration_fit(&[0.2, 0.6], &[true, true]), None);
     }
 }
