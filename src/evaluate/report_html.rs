@@ -59,7 +59,9 @@ figure .note { font-size: 12px; }
 svg { width: 100%; height: auto; display: block; }
 svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
 svg .axis { stroke: #9aa3b2; stroke-width: 1; }
+svg polyline, svg .grid { fill: none; }
 svg .grid { stroke: #eceef2; stroke-width: 1; }
+svg .perfect { stroke: #b8c0cc; stroke-width: 1; fill: none; }
 svg .ideal { stroke: #9aa3b2; stroke-dasharray: 4 3; fill: none; }
 svg .pred { stroke: #e08a1e; stroke-width: 2; fill: none; stroke-dasharray: 6 3; }
 svg .real { stroke: var(--accent); stroke-width: 2; fill: none; }
@@ -125,29 +127,26 @@ impl Plot {
             r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
             esc(label)
         )?;
-        for k in 0..=5 {
-            let fx = self.x_min + (self.x_max - self.x_min) * k as f64 / 5.0;
-            let fy = self.y_min + (self.y_max - self.y_min) * k as f64 / 5.0;
-            let (x, y) = (self.x(fx), self.y(fy));
-            write!(
-                out,
-                r#"<line class="grid" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><line class="grid" x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}"/>"#,
-                self.y(self.y_min),
-                self.y(self.y_max),
-                self.x(self.x_min),
-                self.x(self.x_max),
-            )?;
-            if !x_title.is_empty() {
+        if !x_title.is_empty() {
+            for fx in ticks(self.x_min, self.x_max) {
+                let x = self.x(fx);
                 write!(
                     out,
-                    r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    r#"<line class="grid" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    self.y(self.y_min),
+                    self.y(self.y_max),
                     HEIGHT - BOTTOM + 14.0,
                     tick(fx)
                 )?;
             }
+        }
+        for fy in ticks(self.y_min, self.y_max) {
+            let y = self.y(fy);
             write!(
                 out,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                r#"<line class="grid" x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                self.x(self.x_min),
+                self.x(self.x_max),
                 LEFT - 5.0,
                 y + 4.0,
                 tick(fy)
@@ -191,6 +190,17 @@ fn tick(v: f64) -> String {
     } else {
         format!("{p:.1}%")
     }
+}
+
+/// Round tick values from `min` to `max`: at most six steps of 1, 2, 2.5 or 5 points.
+fn ticks(min: f64, max: f64) -> Vec<f64> {
+    let step = [0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5]
+        .into_iter()
+        .find(|&s| (max - min) / s <= 6.0 + 1e-9)
+        .unwrap_or(1.0);
+    let first = (min / step - 1e-9).ceil() as i64;
+    let last = (max / step + 1e-9).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
 }
 
 /// The smallest of 0.05, 0.1, 0.2, … 1.0 at or above `v` (axis ranges).
@@ -508,7 +518,7 @@ fn gains(out: &mut String, e: &Evaluation) -> fmt::Result {
     plot.polyline(out, "ideal", &[(0.0, 0.0), (1.0, 1.0)])?;
     let base = e.metrics.realized_rate;
     if base > 0.0 {
-        plot.polyline(out, "grid", &[(0.0, 0.0), (base, 1.0), (1.0, 1.0)])?;
+        plot.polyline(out, "perfect", &[(0.0, 0.0), (base, 1.0), (1.0, 1.0)])?;
     }
     let mut points = vec![(0.0, 0.0)];
     points.extend(
@@ -643,7 +653,7 @@ fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
         .collect();
     plot.polyline(out, "real", &realized)?;
     plot.polyline(out, "pred", &predicted)?;
-    let every = n.div_ceil(12).max(1);
+    let every = n.div_ceil(6).max(1);
     for (i, r) in rows.iter().enumerate() {
         write!(
             out,
@@ -765,6 +775,14 @@ mod tests {
             esc("<b>\"R&D\"</b>"),
             "&lt;b&gt;&quot;R&amp;D&quot;&lt;/b&gt;"
         );
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        let labels: Vec<String> = ticks(0.0, 0.8).into_iter().map(tick).collect();
+        assert_eq!(labels, ["0%", "20%", "40%", "60%", "80%"]);
+        assert_eq!(ticks(0.0, 0.05).len(), 6);
+        assert_eq!(ticks(0.0, 1.0).len(), 6);
     }
 
     #[test]
