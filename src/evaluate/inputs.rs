@@ -14,13 +14,14 @@ use super::{EvaluateError, Labels, Leads};
 use crate::data::{Table, read_csv};
 use crate::encoder::RawValue;
 use crate::model::Model;
-use crate::schema::{MissingTokens, Outcome, OutcomeParser, parse_date};
+use crate::schema::{MissingTokens, Outcome, OutcomeParser, normalise_category, parse_date};
 use chrono::{DateTime, Datelike, NaiveDate};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// Label given to a `--by` cell that is empty or a missing-value token.
+/// Label given to a `--by` cell that is empty or a missing-value token. `--by` values that
+/// differ only in case or spacing (`google`, `Google`) form one segment, shown as first spelled.
 pub const MISSING_LABEL: &str = "(missing)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -215,11 +216,12 @@ impl Grouping {
     fn push_segments(&self, table: &Table, row: usize, leads: &mut Leads) {
         for (labels, &c) in leads.segments.iter_mut().zip(&self.columns) {
             let cell = table.column(c).get(row);
-            labels.push(if self.missing.is_missing(cell) {
-                MISSING_LABEL
+            if self.missing.is_missing(cell) {
+                labels.push(MISSING_LABEL);
             } else {
-                cell
-            });
+                // Spellings that differ only in case or spacing are one segment, as in training.
+                labels.push_keyed(&normalise_category(cell), cell);
+            }
         }
     }
 

@@ -80,12 +80,18 @@ impl Labels {
     }
 
     pub fn push(&mut self, label: &str) {
-        let code = match self.index.get(label) {
+        self.push_keyed(label, label);
+    }
+
+    /// Files the lead under `key`; a new key is shown as `label` (so `google` and `Google`
+    /// can share one row, shown as first spelled).
+    pub fn push_keyed(&mut self, key: &str, label: &str) {
+        let code = match self.index.get(key) {
             Some(&code) => code,
             None => {
                 let code = self.labels.len() as u32;
                 self.labels.push(label.to_string());
-                self.index.insert(label.to_string(), code);
+                self.index.insert(key.to_string(), code);
                 code
             }
         };
