@@ -181,23 +181,30 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
     // Negative log-likelihood, its gradient and Hessian in (intercept, slope).
     let evaluate = |a: f64, b: f64| {
         let (mut nll, mut g, mut h) = (0.0, [0.0; 2], [0.0; 3]);
-        for (&xi, &w) in x.iter().zip(won) {
-            let z = a + b * xi;
-            // log(1 + e^z) and σ(z) from one exponential, without overflow.
-            let e = (-z.abs()).exp();
-            nll += z.max(0.0) + e.ln_1p() - if w { z } else { 0.0 };
-            let p = if z >= 0.0 {
-                1.0 / (1.0 + e)
-            } else {
-                e / (1.0 + e)
-            };
-            let r = p - w as u8 as f64;
-            g[0] += r;
-            g[1] += r * xi;
-            let v = p * (1.0 - p);
-            h[0] += v;
-            h[1] += v * xi;
-            h[2] += v * xi * xi;
+        // log(1 + e^z) = max(z, 0) + ln(1 + e^-|z|); the second terms lie in [0, ln 2], so a
+        // block of 64 is summed as the log of a product (≤ 2^64): one logarithm per block.
+        for (xs, ws) in x.chunks(64).zip(won.chunks(64)) {
+            let mut product = 1.0;
+            for (&xi, &w) in xs.iter().zip(ws) {
+                let z = a + b * xi;
+                let e = (-z.abs()).exp();
+                product *= 1.0 + e;
+                nll += z.max(0.0) - if w { z } else { 0.0 };
+                // σ(z) from the same exponential, without overflow.
+                let p = if z >= 0.0 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
+                let r = p - w as u8 as f64;
+                g[0] += r;
+                g[1] += r * xi;
+                let v = p * (1.0 - p);
+                h[0] += v;
+                h[1] += v * xi;
+                h[2] += v * xi * xi;
+            }
+            nll += product.ln();
         }
         (nll, g, h)
     };
@@ -224,8 +231,9 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
             step /= 2.0;
         }
         // Converged when Newton's step is negligible (the gradient itself bottoms out at the
-        // rounding error of a sum over all leads, so it is no stopping rule).
-        if moved < 1e-9 {
+        // rounding error of a sum over all leads, so it is no stopping rule). Newton converges
+        // quadratically: after a step of 1e-7 the remaining error is far below what is reported.
+        if moved < 1e-7 {
             break;
         }
     }

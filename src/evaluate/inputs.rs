@@ -177,69 +177,125 @@ fn parse_outcome(
     })
 }
 
-/// The `--by` columns of a table, as label columns to fill row by row.
-struct Grouping {
+/// The `--by` and date columns of a table, as label columns to fill row by row. Cells repeat
+/// (a few reps, a few hundred days), so each distinct cell is normalised or parsed once.
+struct Grouping<'t> {
+    table: &'t Table,
     columns: Vec<usize>,
     date: Option<usize>,
     missing: MissingTokens,
+    /// Per `--by` column: cell text → label code.
+    segment_codes: Vec<HashMap<&'t str, u32>>,
+    /// Date cell text → its date.
+    dates: HashMap<&'t str, Option<NaiveDate>>,
+    /// year · 12 + month index → label code of the month.
+    month_codes: HashMap<i32, u32>,
 }
 
-impl Grouping {
+impl<'t> Grouping<'t> {
     fn new(
-        table: &Table,
+        table: &'t Table,
         by: &[String],
         date: Option<&str>,
         missing: MissingTokens,
-    ) -> Result<Grouping, EvaluateError> {
-        let columns = by
+    ) -> Result<Grouping<'t>, EvaluateError> {
+        let columns: Vec<usize> = by
             .iter()
             .map(|c| table.column_index(c))
             .collect::<Result<_, _>>()?;
         let date = date.map(|c| table.column_index(c)).transpose()?;
         Ok(Grouping {
+            table,
+            segment_codes: vec![HashMap::new(); columns.len()],
             columns,
             date,
             missing,
+            dates: HashMap::new(),
+            month_codes: HashMap::new(),
         })
     }
 
-    fn labels(&self, table: &Table) -> (Vec<Labels>, Option<Labels>) {
+    fn labels(&self) -> (Vec<Labels>, Option<Labels>) {
         let segments = self
             .columns
             .iter()
-            .map(|&c| Labels::new(table.headers[c].clone()))
+            .map(|&c| Labels::new(self.table.headers[c].clone()))
             .collect();
-        let month = self.date.map(|c| Labels::new(table.headers[c].clone()));
+        let month = self
+            .date
+            .map(|c| Labels::new(self.table.headers[c].clone()));
         (segments, month)
     }
 
-    fn push_segments(&self, table: &Table, row: usize, leads: &mut Leads) {
-        for (labels, &c) in leads.segments.iter_mut().zip(&self.columns) {
-            let cell = table.column(c).get(row);
+    fn push_segments(&mut self, row: usize, leads: &mut Leads) {
+        for ((labels, &c), cache) in leads
+            .segments
+            .iter_mut()
+            .zip(&self.columns)
+            .zip(&mut self.segment_codes)
+        {
+            let cell = self.table.column(c).get(row);
+            if let Some(&code) = cache.get(cell) {
+                labels.codes.push(code);
+                continue;
+            }
             if self.missing.is_missing(cell) {
                 labels.push(MISSING_LABEL);
             } else {
                 // Spellings that differ only in case or spacing are one segment, as in training.
                 labels.push_keyed(&normalise_category(cell), cell);
             }
+            cache.insert(cell, *labels.codes.last().expect("just pushed"));
         }
     }
 
-    /// The month of the row's date cell, if the date column is this table's.
-    fn month_of_row(&self, table: &Table, row: usize) -> Option<Option<NaiveDate>> {
-        self.date.map(|c| parse_date(table.column(c).get(row)))
+    /// The date of the row's date cell, if the date column is this table's.
+    fn date_of_row(&mut self, row: usize) -> Option<Option<NaiveDate>> {
+        let cell = self.table.column(self.date?).get(row);
+        Some(*self.dates.entry(cell).or_insert_with(|| parse_date(cell)))
     }
-}
 
-fn push_month(leads: &mut Leads, coverage: &mut Coverage, date: Option<NaiveDate>) {
-    if let Some(labels) = leads.month.as_mut() {
+    fn push_month(&mut self, leads: &mut Leads, coverage: &mut Coverage, date: Option<NaiveDate>) {
+        let Some(labels) = leads.month.as_mut() else {
+            return;
+        };
         match date {
-            Some(d) => labels.push(&format!("{:04}-{:02}", d.year(), d.month())),
+            Some(d) => {
+                let key = d.year() * 12 + d.month0() as i32;
+                match self.month_codes.get(&key) {
+                    Some(&code) => labels.codes.push(code),
+                    None => {
+                        labels.push(&format!("{:04}-{:02}", d.year(), d.month()));
+                        self.month_codes
+                            .insert(key, *labels.codes.last().expect("just pushed"));
+                    }
+                }
+            }
             None => {
                 labels.push_none();
                 coverage.without_month += 1;
             }
         }
+    }
+}
+
+/// Outcome cells, each distinct text parsed once.
+struct Outcomes<'t> {
+    table: &'t Table,
+    column: usize,
+    parser: OutcomeParser,
+    parsed: HashMap<&'t str, Outcome>,
+}
+
+impl<'t> Outcomes<'t> {
+    fn get(&mut self, row: usize) -> Result<Outcome, EvaluateError> {
+        let cell = self.table.column(self.column).get(row);
+        if let Some(&outcome) = self.parsed.get(cell) {
+            return Ok(outcome);
+        }
+        let outcome = parse_outcome(&self.parser, self.table, self.column, row)?;
+        self.parsed.insert(cell, outcome);
+        Ok(outcome)
     }
 }
 
@@ -277,16 +333,22 @@ pub fn backtest(
             .clone()
             .filter(|d| table.column_index(d).is_ok()),
     };
-    let grouping = Grouping::new(table, &options.by, date.as_deref(), parser.missing.clone())?;
-    let (segments, month) = grouping.labels(table);
+    let mut grouping = Grouping::new(table, &options.by, date.as_deref(), parser.missing.clone())?;
+    let (segments, month) = grouping.labels();
     let mut leads = Leads {
         grade: Labels::new("grade"),
         segments,
         month,
         ..Leads::default()
     };
+    let mut outcomes = Outcomes {
+        table,
+        column: target,
+        parser: parser.clone(),
+        parsed: HashMap::new(),
+    };
     for row in 0..table.rows() {
-        let won = match parse_outcome(&parser, table, target, row)? {
+        let won = match outcomes.get(row)? {
             Outcome::Won => true,
             Outcome::Lost => false,
             Outcome::Open => {
@@ -310,9 +372,9 @@ pub fn backtest(
         leads.probability.push(scored.probability);
         leads.won.push(won);
         leads.grade.push(&scored.grade);
-        grouping.push_segments(table, row, &mut leads);
-        let date = grouping.month_of_row(table, row).flatten();
-        push_month(&mut leads, &mut coverage, date);
+        grouping.push_segments(row, &mut leads);
+        let date = grouping.date_of_row(row).flatten();
+        grouping.push_month(&mut leads, &mut coverage, date);
     }
     coverage.evaluated = leads.len() as u64;
     Ok((leads, coverage))
@@ -477,13 +539,19 @@ pub fn realized(
         .as_deref()
         .map(|c| outcomes.column_index(c))
         .transpose()?;
-    let grouping = Grouping::new(
+    let mut grouping = Grouping::new(
         outcomes,
         &options.by,
         options.date.as_deref(),
         parser.missing.clone(),
     )?;
-    let (segments, month) = grouping.labels(outcomes);
+    let (segments, month) = grouping.labels();
+    let mut outcome_of = Outcomes {
+        table: outcomes,
+        column: target,
+        parser: parser.clone(),
+        parsed: HashMap::new(),
+    };
     let month = month.or_else(|| {
         predictions
             .iter()
@@ -527,7 +595,7 @@ pub fn realized(
         }
         entry.1 = line;
         let head = entry.0;
-        let won = match parse_outcome(&parser, outcomes, target, row)? {
+        let won = match outcome_of.get(row)? {
             Outcome::Won => true,
             Outcome::Lost => false,
             Outcome::Open => {
@@ -588,12 +656,12 @@ pub fn realized(
         if let Some(v) = &p.model_version {
             *coverage.model_versions.entry(v.clone()).or_insert(0) += 1;
         }
-        grouping.push_segments(outcomes, row, &mut leads);
-        let date = match grouping.month_of_row(outcomes, row) {
+        grouping.push_segments(row, &mut leads);
+        let date = match grouping.date_of_row(row) {
             Some(date) => date,
             None => p.scored_at.and_then(month_of_time),
         };
-        push_month(&mut leads, &mut coverage, date);
+        grouping.push_month(&mut leads, &mut coverage, date);
     }
     coverage.predictions_without_outcome = by_lead.values().filter(|v| v.1 == 0).count() as u64;
     coverage.evaluated = leads.len() as u64;

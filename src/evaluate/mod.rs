@@ -20,8 +20,8 @@ pub mod report_terminal;
 pub mod tables;
 
 use crate::metrics::{
-    CalibrationFit, brier, brier_skill, calibration_fit, log_loss, max_calibration_error,
-    roc_auc_sorted, sorted_pairs,
+    brier, brier_skill, calibration_fit, log_loss, max_calibration_error, roc_auc_sorted,
+    sorted_pairs,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -212,7 +212,16 @@ pub fn evaluate(
     }
     let p = &leads.probability;
     let won = &leads.won;
-    let sorted = sorted_pairs(p, won);
+    // The two costly steps, the sort (AUC, equal-count bands, deciles) and the calibration
+    // fit's Newton iterations, run on two threads.
+    let (sorted, fit) = std::thread::scope(|scope| {
+        let fit = scope.spawn(|| calibration_fit(p, won));
+        let sorted = sorted_pairs(p, won);
+        (
+            sorted,
+            fit.join().expect("the calibration fit does not panic"),
+        )
+    });
     let equal_width = tables::equal_width_bands(p, won, options.bins);
     let equal_count = tables::equal_count_bands(&sorted, options.bins);
     let n = leads.len() as f64;
@@ -220,7 +229,6 @@ pub fn evaluate(
     let realized_rate = wins as f64 / n;
     let mean_predicted = p.iter().sum::<f64>() / n;
     let brier_score = brier(p, won);
-    let fit: Option<CalibrationFit> = calibration_fit(p, won);
     let bins_as_metrics: Vec<_> = equal_width.iter().map(BandRow::as_bin).collect();
     let metrics = Metrics {
         leads: leads.len() as u64,
