@@ -13,6 +13,11 @@ pub const PSI_MAJOR: f64 = 0.25;
 /// Shares are floored at this before taking logs, so an empty band counts as a large (not
 /// infinite) shift.
 const SHARE_FLOOR: f64 = 1e-4;
+/// Probabilities this close to a band edge count as on it. Many leads can share one
+/// probability, which then is a training percentile and a band edge; the model's JSON may read
+/// it back a unit in the last place away from what scoring computes, which must not move the
+/// whole tied mass to the other band.
+const EDGE_TOLERANCE: f64 = 1e-12;
 /// Bands of the score histogram.
 const HISTOGRAM_BINS: usize = 20;
 
@@ -54,14 +59,16 @@ pub struct Drift {
 /// Share of training leads with probability below `x`, from the 101 stored percentiles.
 pub fn training_cdf(quantiles: &[f64], x: f64) -> f64 {
     let last = quantiles.len() - 1;
-    if x <= quantiles[0] {
+    if x <= quantiles[0] + EDGE_TOLERANCE {
         return 0.0;
     }
     if x > quantiles[last] {
         return 1.0;
     }
     // The first percentile at or above x.
-    let k = quantiles.partition_point(|&q| q < x).clamp(1, last);
+    let k = quantiles
+        .partition_point(|&q| q < x - EDGE_TOLERANCE)
+        .clamp(1, last);
     let (lo, hi) = (quantiles[k - 1], quantiles[k]);
     let within = if hi > lo { (x - lo) / (hi - lo) } else { 1.0 };
     ((k - 1) as f64 + within) / last as f64
@@ -85,7 +92,7 @@ pub fn drift(quantiles: &[f64], probabilities: &[f64]) -> Drift {
     let bands = edges.len() + 1;
     let mut counts = vec![0u64; bands];
     for &p in probabilities {
-        counts[edges.partition_point(|&e| e <= p)] += 1;
+        counts[edges.partition_point(|&e| e <= p + EDGE_TOLERANCE)] += 1;
     }
     let mut lower = 0.0;
     let n = probabilities.len().max(1) as f64;
@@ -186,5 +193,25 @@ mod tests {
         assert_eq!(d.level, "major");
         let shares: f64 = d.histogram.iter().map(|h| h.training_share).sum();
         assert!((shares - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_tied_mass_on_a_band_edge_is_not_drift() {
+        // 30% of training leads share one probability, which is percentiles 10..=40; the
+        // evaluated leads carry it one unit in the last place lower (a JSON round trip).
+        let tied = 0.2;
+        let q: Vec<f64> = (0..=100)
+            .map(|k| match k {
+                0..10 => 0.1 * k as f64 / 10.0,
+                10..=40 => tied,
+                _ => 0.2 + 0.8 * (k - 40) as f64 / 60.0,
+            })
+            .collect();
+        let below = f64::from_bits(tied.to_bits() - 1);
+        let mut p: Vec<f64> = (0..10).map(|k| 0.1 * (k as f64 + 0.5) / 10.0).collect();
+        p.extend(std::iter::repeat_n(below, 30));
+        p.extend((0..60).map(|k| 0.2 + 0.8 * (k as f64 + 0.5) / 60.0));
+        let d = drift(&q, &p);
+        assert!(d.psi < 1e-9, "{}: {:?}", d.psi, d.bands);
     }
 }
