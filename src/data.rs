@@ -112,10 +112,10 @@ impl Table {
         if let Some(i) = self.headers.iter().position(|h| h == name) {
             return Ok(i);
         }
-        let wanted = normalise_name(name);
+        let wanted = crate::schema::normalise_category(name);
         self.headers
             .iter()
-            .position(|h| normalise_name(h) == wanted)
+            .position(|h| crate::schema::normalise_category(h) == wanted)
             .ok_or_else(|| DataError::MissingColumn {
                 path: self.path.clone(),
                 name: name.to_string(),
@@ -131,13 +131,6 @@ impl Table {
     pub fn column(&self, index: usize) -> &TextColumn {
         &self.columns[index]
     }
-}
-
-fn normalise_name(name: &str) -> String {
-    name.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
 }
 
 /// Reads a whole CSV file. See the module documentation for what is accepted.

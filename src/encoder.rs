@@ -96,6 +96,10 @@ pub enum Encoding {
         levels: Vec<String>,
         /// Closure rate per kept level.
         level_rates: Vec<RateStat>,
+        /// Labels seen in training but pooled as rare (at most [`MAX_POOLED_LABELS`]), so that
+        /// only labels never seen are reported as unseen.
+        #[serde(default)]
+        pooled: Vec<String>,
         other_rate: RateStat,
         missing_rate: RateStat,
     },
@@ -112,6 +116,8 @@ pub struct Attribute {
 }
 
 pub const OTHER_LEVEL: &str = "(other)";
+/// Pooled labels remembered per attribute; past this, a pooled label reads as unseen.
+pub const MAX_POOLED_LABELS: usize = 1000;
 pub const MISSING_LEVEL: &str = "(missing)";
 
 impl Attribute {
@@ -132,7 +138,11 @@ impl Attribute {
             | Encoding::Boolean {
                 missing_indicator, ..
             } => 1 + *missing_indicator as usize,
-            Encoding::Categorical { levels, .. } => levels.len() + 2,
+            Encoding::Categorical { levels, .. } => {
+                levels.len()
+                    + self.other_slot().is_some() as usize
+                    + self.missing_slot().is_some() as usize
+            }
         }
     }
 
@@ -154,9 +164,34 @@ impl Attribute {
             Encoding::Categorical { levels, .. } => levels
                 .iter()
                 .map(String::as_str)
-                .chain([OTHER_LEVEL, MISSING_LEVEL])
+                .chain(self.other_slot().map(|_| OTHER_LEVEL))
+                .chain(self.missing_slot().map(|_| MISSING_LEVEL))
                 .map(|level| format!("{}={level}", self.name))
                 .collect(),
+        }
+    }
+
+    /// Column of the pooled rare levels: only when training saw such leads. Without it, a
+    /// label never seen in training sets no column, which is what a zero weight would do.
+    pub fn other_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels, other_rate, ..
+            } if other_rate.leads > 0 => Some(levels.len()),
+            _ => None,
+        }
+    }
+
+    /// Column of missing values: only when training saw missing values.
+    pub fn missing_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels,
+                other_rate,
+                missing_rate,
+                ..
+            } if missing_rate.leads > 0 => Some(levels.len() + (other_rate.leads > 0) as usize),
+            _ => None,
         }
     }
 
@@ -231,7 +266,9 @@ impl Attribute {
             Encoding::Categorical { levels, .. } => {
                 let label = match value {
                     RawValue::Missing => {
-                        out[levels.len() + 1] = 1.0;
+                        if let Some(slot) = self.missing_slot() {
+                            out[slot] = 1.0;
+                        }
                         return Ok(Reading::Missing);
                     }
                     RawValue::Text(t) => {
@@ -252,7 +289,7 @@ impl Attribute {
 
     /// Sets the one-hot column of a normalised category label.
     fn encode_level(&self, label: String, out: &mut [f64]) -> Reading {
-        let Encoding::Categorical { levels, .. } = &self.encoding else {
+        let Encoding::Categorical { levels, pooled, .. } = &self.encoding else {
             unreachable!("encode_level is only called for categorical attributes")
         };
         match levels.iter().position(|l| *l == label) {
@@ -261,11 +298,11 @@ impl Attribute {
                 Reading::Level(i)
             }
             None => {
-                out[levels.len()] = 1.0;
-                Reading::Other {
-                    label,
-                    unseen: true,
+                if let Some(slot) = self.other_slot() {
+                    out[slot] = 1.0;
                 }
+                let unseen = !pooled.contains(&label);
+                Reading::Other { label, unseen }
             }
         }
     }
@@ -401,26 +438,31 @@ impl FeatureEncoder {
 
     /// Fits the encoding of each `(name, kind, cells)` on the rows with a known outcome.
     /// `won[i]` is the outcome of row `rows[i]`.
+    ///
+    /// On a value the column's kind cannot read, returns the table row and the error.
     pub fn fit<'a>(
         columns: impl IntoIterator<Item = (&'a str, Kind, &'a crate::data::TextColumn)>,
         rows: &[usize],
         won: &[bool],
         missing: &MissingTokens,
         options: &EncoderOptions,
-    ) -> Result<FeatureEncoder, ValueError> {
+    ) -> Result<FeatureEncoder, (usize, ValueError)> {
         let mut attributes = Vec::new();
         let mut offset = 0;
         for (name, kind, column) in columns {
             let cells = rows.iter().map(|&r| column.get(r));
+            let at_row = |(i, e): (usize, ValueError)| (rows[i], e);
             let encoding = match kind {
-                Kind::Numeric => fit_numeric(name, cells, won, missing)?,
-                Kind::Boolean => fit_boolean(name, cells, won, missing)?,
+                Kind::Numeric => fit_numeric(name, cells, won, missing).map_err(at_row)?,
+                Kind::Boolean => fit_boolean(name, cells, won, missing).map_err(at_row)?,
                 Kind::Categorical => fit_categorical(cells, won, missing, options),
                 other => {
-                    return Err(ValueError {
-                        field: name.to_string(),
-                        message: format!("a {other} column cannot be a feature"),
-                    });
+                    let message = format!("a {other} column cannot be a feature");
+                    let field = name.to_string();
+                    return Err((
+                        rows.first().copied().unwrap_or(0),
+                        ValueError { field, message },
+                    ));
                 }
             };
             let attribute = Attribute {
@@ -459,18 +501,23 @@ fn fit_numeric<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, ValueError> {
+) -> Result<Encoding, (usize, ValueError)> {
     let mut values = Vec::new();
     let mut outcomes = Vec::new();
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
-    for (cell, &w) in cells.zip(won) {
+    for (i, (cell, &w)) in cells.zip(won).enumerate() {
         if missing.is_missing(cell) {
             missing_rate.add(w);
             continue;
         }
-        let v = parse_number(cell).ok_or_else(|| ValueError {
-            field: name.to_string(),
-            message: format!("{cell:?} is not a number (declare the column's kind with --kind)"),
+        let v = parse_number(cell).ok_or_else(|| {
+            let message = format!(
+                "{cell:?} is not a number, but the rest of the column is; fix the cell, name the \
+                 value as missing with --na, or read the column as categories with \
+                 --kind \"{name}=categorical\""
+            );
+            let field = name.to_string();
+            (i, ValueError { field, message })
         })?;
         values.push(v);
         outcomes.push(w);
@@ -515,17 +562,23 @@ fn fit_boolean<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, ValueError> {
+) -> Result<Encoding, (usize, ValueError)> {
     let mut rates = [RateStat { leads: 0, wins: 0 }; 2];
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
-    for (cell, &w) in cells.zip(won) {
+    for (i, (cell, &w)) in cells.zip(won).enumerate() {
         if missing.is_missing(cell) {
             missing_rate.add(w);
             continue;
         }
-        let flag = parse_flag(cell).ok_or_else(|| ValueError {
-            field: name.to_string(),
-            message: format!("{cell:?} is not a yes/no value"),
+        let flag = parse_flag(cell).ok_or_else(|| {
+            let message = format!("{cell:?} is not a yes/no value");
+            (
+                i,
+                ValueError {
+                    field: name.to_string(),
+                    message,
+                },
+            )
         })?;
         rates[flag as usize].add(w);
     }
@@ -584,11 +637,15 @@ fn fit_categorical<'a>(
     let mut levels = Vec::new();
     let mut level_rates = Vec::new();
     let mut other_rate = RateStat { leads: 0, wins: 0 };
+    let mut pooled = Vec::new();
     for (rank, &i) in order.iter().enumerate() {
         if rank < options.max_levels && stats[i].leads as usize >= options.min_level_count {
             levels.push(labels[i].clone());
             level_rates.push(stats[i]);
         } else {
+            if pooled.len() < MAX_POOLED_LABELS {
+                pooled.push(labels[i].clone());
+            }
             other_rate.leads += stats[i].leads;
             other_rate.wins += stats[i].wins;
         }
@@ -596,6 +653,7 @@ fn fit_categorical<'a>(
     Encoding::Categorical {
         levels,
         level_rates,
+        pooled,
         other_rate,
         missing_rate,
     }
@@ -613,26 +671,31 @@ pub fn encode_table(
     let width = encoder.width();
     let mut matrix = ndarray::Array2::<f64>::zeros((rows.len(), width).f());
     let mut buffer = vec![0.0; width];
+    // Read the text in file order (it is laid out that way) and write each value to its
+    // row of the matrix: `rows` is usually a shuffle, and random reads of text are slow.
+    let mut in_file_order: Vec<(usize, usize)> = rows.iter().copied().zip(0..).collect();
+    in_file_order.sort_unstable();
     for (a, attribute) in encoder.attributes.iter().enumerate() {
         let column = table.column(columns[a]);
         let w = attribute.width();
         let slot = &mut buffer[..w];
         // Categorical cells repeat: encode each distinct spelling once, then copy.
-        let mut cache: HashMap<&str, usize> = HashMap::new();
-        for (i, &row) in rows.iter().enumerate() {
+        let mut cache: HashMap<&str, Option<usize>> = HashMap::new();
+        for &(row, i) in &in_file_order {
             let cell = column.get(row);
-            if let Encoding::Categorical { .. } = attribute.encoding
-                && let Some(&hot) = cache.get(cell)
+            if let (Encoding::Categorical { .. }, Some(&hot)) =
+                (&attribute.encoding, cache.get(cell))
             {
-                matrix[[i, attribute.offset + hot]] = 1.0;
+                if let Some(hot) = hot {
+                    matrix[[i, attribute.offset + hot]] = 1.0;
+                }
                 continue;
             }
             attribute
                 .encode(RawValue::Text(cell), &encoder.missing_tokens, slot)
                 .map_err(|e| (row, e))?;
             if let Encoding::Categorical { .. } = attribute.encoding {
-                let hot = slot.iter().position(|&v| v == 1.0).unwrap_or(0);
-                cache.insert(cell, hot);
+                cache.insert(cell, slot.iter().position(|&v| v == 1.0));
             }
             for (k, &v) in slot.iter().enumerate() {
                 if v != 0.0 {
@@ -715,11 +778,13 @@ mod tests {
             level_rates,
             other_rate,
             missing_rate,
+            pooled,
         } = &a.encoding
         else {
             panic!()
         };
         assert_eq!(levels, &["google", "email"]);
+        assert_eq!(pooled, &["fax"]);
         assert_eq!(level_rates[0], RateStat { leads: 3, wins: 2 });
         assert_eq!(*other_rate, RateStat { leads: 1, wins: 1 });
         assert_eq!(*missing_rate, RateStat { leads: 1, wins: 0 });
@@ -730,6 +795,12 @@ mod tests {
         let (v, r) = encode(&a, RawValue::Text("carrier pigeon")).unwrap();
         assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
         assert!(matches!(r, Reading::Other { unseen: true, .. }));
+        let (v, r) = encode(&a, RawValue::Text("FAX")).unwrap();
+        assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
+        assert!(
+            matches!(r, Reading::Other { unseen: false, .. }),
+            "fax was seen, pooled"
+        );
         assert_eq!(
             encode(&a, RawValue::Missing).unwrap().0,
             [0.0, 0.0, 0.0, 1.0]
@@ -785,6 +856,24 @@ mod tests {
     }
 
     #[test]
+    fn categorical_has_no_columns_for_what_training_never_saw() {
+        let a = fit_one(
+            Kind::Categorical,
+            &["a", "b", "a"],
+            &[true, false, false],
+            1,
+        );
+        assert_eq!(a.column_names(), ["x=a", "x=b"]);
+        let (v, r) = encode(&a, RawValue::Text("zebra")).unwrap();
+        assert_eq!(v, [0.0, 0.0]);
+        assert!(matches!(r, Reading::Other { unseen: true, .. }));
+        assert_eq!(
+            encode(&a, RawValue::Missing).unwrap(),
+            (vec![0.0, 0.0], Reading::Missing)
+        );
+    }
+
+    #[test]
     fn boolean_reads_flags_text_and_numbers() {
         let a = fit_one(
             Kind::Boolean,
@@ -821,17 +910,19 @@ mod tests {
             },
         )
         .unwrap();
-        let matrix = encode_table(&enc, &table, &[0, 1], &rows).unwrap();
+        // Matrix row i holds table row shuffled[i].
+        let shuffled = [2, 0, 3, 1];
+        let matrix = encode_table(&enc, &table, &[0, 1], &shuffled).unwrap();
         let mut out = vec![0.0; enc.width()];
         let mut readings = Vec::new();
-        for &r in &rows {
+        for (i, &r) in shuffled.iter().enumerate() {
             enc.encode_row(
                 |a| RawValue::Text(table.column(a).get(r)),
                 &mut out,
                 &mut readings,
             )
             .unwrap();
-            assert_eq!(matrix.row(r).to_vec(), out, "row {r}");
+            assert_eq!(matrix.row(i).to_vec(), out, "matrix row {i}, table row {r}");
         }
     }
 }

@@ -31,8 +31,11 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<AtomicFile, FileError> {
         let dir = parent(path);
+        // tempfile creates 0600 files; models and reports are read by other users (a server
+        // running as its own user), so give them the usual 0644 (less the umask).
         let file = tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)
             .map_err(at(dir))?;
         Ok(AtomicFile {
@@ -97,6 +100,13 @@ mod tests {
         write_atomic(&path, b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "readable by group and others: {mode:o}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.
 //! - [`metrics`] computes AUC, log loss, Brier score and calibration.
+//! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
 //! - [`sample`] writes synthetic leads from known true coefficients.
 //! - [`fsutil`] writes files atomically.
 //! - [`server`] is the gRPC scoring server and its load generator; the only user of [`pb`].
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod data;
 pub mod encoder;
+pub mod evaluate;
 pub mod fsutil;
 pub mod metrics;
 pub mod model;

@@ -401,14 +401,15 @@ impl Model {
         if probability >= q[100] {
             return 100.0;
         }
-        let k = q.partition_point(|&v| v <= probability).clamp(1, 100);
-        let (lo, hi) = (q[k - 1], q[k]);
-        let within = if hi > lo {
-            (probability - lo) / (hi - lo)
-        } else {
-            0.0
-        };
-        (k - 1) as f64 + within
+        // Stored percentiles equal to the probability (many leads can share one score): the
+        // middle of their run, as for tied ranks.
+        let below = q.partition_point(|&v| v < probability);
+        let up_to = q.partition_point(|&v| v <= probability);
+        if up_to > below {
+            return (below + up_to - 1) as f64 / 2.0;
+        }
+        let (lo, hi) = (q[below - 1], q[below]);
+        (below - 1) as f64 + (probability - lo) / (hi - lo)
     }
 
     pub fn grade(&self, probability: f64) -> &str {
@@ -455,4 +456,67 @@ pub fn score_quantiles(probabilities: &[f64]) -> Vec<f64> {
             sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid artifact with one numeric attribute, from the shipped model's layout.
+    fn artifact() -> ModelArtifact {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/CURRENT"))
+            .unwrap();
+        let path = format!(
+            "{}/models/{}/model.json",
+            env!("CARGO_MANIFEST_DIR"),
+            text.trim()
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn validation_refuses_inconsistent_artifacts() {
+        assert!(Model::new(artifact()).is_ok());
+        let mut a = artifact();
+        a.coefficients[0].weight = f64::NAN;
+        assert_eq!(Model::new(a).unwrap_err(), "non-finite coefficient");
+        let mut a = artifact();
+        a.coefficients.pop();
+        assert!(Model::new(a).unwrap_err().contains("coefficients for"));
+        let mut a = artifact();
+        a.score_quantiles.swap(10, 90);
+        assert!(Model::new(a).unwrap_err().contains("ascending"));
+        let mut a = artifact();
+        a.format_version = 2;
+        assert!(Model::new(a).unwrap_err().contains("format version 2"));
+    }
+
+    #[test]
+    fn percentile_interpolates_and_splits_ties() {
+        let mut a = artifact();
+        // Percentiles 0..=100 at probabilities 0.00..=1.00, with 30..=60 tied at 0.45.
+        a.score_quantiles = (0..=100)
+            .map(|k| {
+                if (30..=60).contains(&k) {
+                    0.45
+                } else {
+                    k as f64 / 100.0
+                }
+            })
+            .collect();
+        a.score_quantiles[61..]
+            .iter_mut()
+            .for_each(|q| *q = q.max(0.45));
+        let m = Model::new(a).unwrap();
+        assert!((m.percentile(0.205) - 20.5).abs() < 1e-9);
+        assert_eq!(m.percentile(0.45), 45.0, "middle of the tied run 30..=60");
+        assert_eq!(m.percentile(-1.0), 0.0);
+        assert_eq!(m.percentile(2.0), 100.0);
+    }
+
+    #[test]
+    fn probabilities_stay_inside_zero_and_one() {
+        assert!(sigmoid(1e9) < 1.0 && sigmoid(-1e9) > 0.0);
+        assert_eq!(sigmoid(0.0), 0.5);
+    }
 }

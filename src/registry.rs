@@ -47,6 +47,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
     }
 }
 
+/// Tests set `LEADSCORE_REGISTRY_STEP_DELAY_MS` to pause between the steps of a registry write,
+/// so that a process killed at a random moment lands inside each window (see tests/registry.rs).
+fn step_delay() {
+    if let Some(ms) = std::env::var("LEADSCORE_REGISTRY_STEP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// A version name is a single path component of safe characters.
 fn valid_version(version: &str) -> bool {
     !version.is_empty()
@@ -158,8 +169,10 @@ impl Registry {
         let mut f = std::fs::File::create(&file).map_err(io(&file))?;
         f.write_all(&json).map_err(io(&file))?;
         f.write_all(b"\n").map_err(io(&file))?;
+        step_delay();
         f.sync_all().map_err(io(&file))?;
         sync_dir(staging.path())?;
+        step_delay();
         let staging = staging.keep();
         std::fs::rename(&staging, &final_dir).map_err(|source| {
             let _ = std::fs::remove_dir_all(&staging);
@@ -175,9 +188,14 @@ impl Registry {
     /// Puts `version` in service after checking that it loads.
     pub fn promote(&self, version: &str) -> Result<(), RegistryError> {
         self.load(version)?;
+        step_delay();
         self.set_current(version)?;
+        step_delay();
         let mut history = self.history()?;
-        history.push(version.to_string());
+        // Promoting the version already in service changes nothing, so rollback skips it.
+        if history.last().map(String::as_str) != Some(version) {
+            history.push(version.to_string());
+        }
         self.write_history(&history)
     }
 

@@ -7,7 +7,7 @@
 use crate::data::TextColumn;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// The kind of a column, inferred from its values or set by the user.
@@ -223,12 +223,8 @@ pub fn parse_flag(cell: &str) -> Option<bool> {
 /// Reads the date part of `2024-03-01`, `2024-03-01 10:20:00`, `2024-03-01T10:20:00Z`,
 /// `2024/03/01`, `01.03.2024` and `03/01/2024` (month first, as US CRMs export).
 pub fn parse_date(cell: &str) -> Option<NaiveDate> {
-    let cell = cell.trim();
-    let head = cell.get(..10).unwrap_or(cell);
-    let rest = cell.get(10..).unwrap_or("");
-    if !(rest.is_empty() || rest.starts_with([' ', 'T'])) {
-        return None;
-    }
+    // The date is what comes before a time part (`2024-03-01T10:20`, `1/5/2024 10:00`).
+    let head = cell.trim().split([' ', 'T']).next().unwrap_or("");
     ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y"]
         .iter()
         .find_map(|format| NaiveDate::parse_from_str(head, format).ok())
@@ -246,60 +242,80 @@ pub struct ColumnProfile {
 }
 
 /// Infers a column's kind from its cells.
+///
+/// Each distinct spelling is examined once (weighted by its count): exports repeat the same
+/// few values millions of times.
 pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> ColumnProfile {
-    // Distinct values stop being counted past this: the answer is the same.
-    const DISTINCT_CAP: usize = 100_000;
+    // Distinct spellings stop being collected past this: the answer is the same (an id or text).
+    const DISTINCT_CAP: usize = 200_000;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut overflow = 0usize;
+    for cell in column.iter() {
+        if let Some(n) = counts.get_mut(cell) {
+            *n += 1;
+        } else if counts.len() < DISTINCT_CAP {
+            counts.insert(cell, 1);
+        } else {
+            overflow += 1;
+        }
+    }
     let (mut present, mut numbers, mut integers, mut flags, mut dates) = (0, 0, 0, 0, 0);
     let (mut total_len, mut with_space) = (0usize, 0usize);
     let mut distinct: HashSet<String> = HashSet::new();
-    for cell in column.iter() {
+    for (&cell, &n) in &counts {
         if missing.is_missing(cell) {
             continue;
         }
-        present += 1;
-        total_len += cell.len();
+        present += n;
+        total_len += cell.len() * n;
         if cell.contains(' ') {
-            with_space += 1;
+            with_space += n;
         }
         if let Some(v) = parse_number(cell) {
-            numbers += 1;
+            numbers += n;
             if v.fract() == 0.0 {
-                integers += 1;
+                integers += n;
             }
         }
         if parse_flag(cell).is_some() {
-            flags += 1;
+            flags += n;
         }
-        if dates == present - 1 && parse_date(cell).is_some() {
-            dates += 1;
+        if parse_date(cell).is_some() {
+            dates += n;
         }
-        if distinct.len() < DISTINCT_CAP {
-            distinct.insert(normalise_category(cell));
-        }
+        distinct.insert(normalise_category(cell));
     }
+    // Cells past the cap were not examined: they count as present, distinct, and of no kind.
+    present += overflow;
+    let distinct_count = distinct.len() + overflow;
     let profile = |kind, reason: &str| ColumnProfile {
         name: name.to_string(),
         kind,
         reason: reason.to_string(),
         missing: column.len() - present,
-        distinct: distinct.len(),
+        distinct: distinct_count,
     };
     let unique_share = if present == 0 {
         0.0
     } else {
-        distinct.len() as f64 / present as f64
+        distinct_count as f64 / present as f64
     };
-    if distinct.len() <= 1 {
+    if distinct_count <= 1 {
         return profile(Kind::Constant, "at most one distinct value");
     }
-    if flags == present && distinct.len() <= 2 {
+    if flags == present && distinct_count <= 2 {
         return profile(Kind::Boolean, "yes/no values");
     }
     if numbers == present {
-        if integers == present && distinct.len() == present && present >= 50 {
+        if integers == present && distinct_count == present && present >= 50 {
             return profile(Kind::Id, "every value a distinct whole number");
         }
         return profile(Kind::Numeric, "numbers");
+    }
+    // A few stray values in a column of numbers are typing errors, not categories: the column
+    // stays numeric and training names the first such cell.
+    if numbers * 100 >= present * 95 && present - numbers <= 1000 {
+        return profile(Kind::Numeric, "numbers, with a few cells that are not");
     }
     if dates == present {
         return profile(Kind::Date, "dates");
@@ -366,6 +382,12 @@ mod tests {
             Kind::Date
         );
         assert_eq!(kind_of(&["No", "no", "NO"]), Kind::Constant);
+        // One typo among numbers keeps the column numeric (training then names the cell).
+        let mut typo: Vec<String> = (0..40).map(|i| (i % 7).to_string()).collect();
+        typo.push("12O".into());
+        let typo: Vec<&str> = typo.iter().map(String::as_str).collect();
+        assert_eq!(kind_of(&typo), Kind::Numeric);
+        assert_eq!(kind_of(&["1", "2", "abc", "def"]), Kind::Categorical);
         let ids: Vec<String> = (0..60).map(|i| format!("{}", 1000 + i)).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         assert_eq!(kind_of(&ids), Kind::Id);
@@ -415,6 +437,7 @@ mod tests {
             "2024-03-01 10:20:00",
             "2024-03-01T10:20:00Z",
             "03/01/2024",
+            "3/1/2024 10:00",
         ] {
             assert_eq!(parse_date(s), Some(d), "{s}");
         }

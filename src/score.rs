@@ -110,7 +110,8 @@ pub fn write_csv(rows: &[ScoredRow], explain: usize, out: impl Write) -> Result<
         let mut record = vec![
             row.lead_id.clone(),
             row.line.to_string(),
-            format!("{:.6}", s.probability),
+            // Shortest text that reads back as the same f64.
+            s.probability.to_string(),
             s.score.to_string(),
             format!("{:.1}", s.percentile),
             s.grade.clone(),

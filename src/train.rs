@@ -21,7 +21,7 @@ use crate::schema::{
 use linfa::DatasetBase;
 use linfa::traits::Fit as _;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use ndarray::{Array1, ArrayView1, ArrayView2, Axis, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -103,6 +103,19 @@ pub enum TrainError {
         losses: usize,
         need: usize,
     },
+    #[error(
+        "{path}: the {part} ({method}) has {wins} won and {losses} lost leads; it needs at least \
+         {need} of each (check the --date column, or train without --date for a stratified \
+         holdout)"
+    )]
+    UnbalancedSplit {
+        path: PathBuf,
+        part: &'static str,
+        method: String,
+        wins: usize,
+        losses: usize,
+        need: usize,
+    },
     #[error("{path}, line {line}: column {column:?}: {value:?} is not a date (use YYYY-MM-DD)")]
     BadDate {
         path: PathBuf,
@@ -176,9 +189,11 @@ pub struct Trained {
     pub leakage: Vec<LeakageWarning>,
     pub warnings: Vec<String>,
     pub timings: Timings,
-    /// Table rows of the holdout and their outcomes, to compare with the serving model.
+    /// Table rows of the holdout, their outcomes, and the holdout fit's probabilities, to
+    /// compare with the serving model.
     pub holdout_rows: Vec<usize>,
     pub holdout_won: Vec<bool>,
+    pub holdout_probabilities: Vec<f64>,
     pub table: Table,
 }
 
@@ -204,17 +219,6 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let target = table.column_index(&config.target)?;
     let parser = OutcomeParser::new(config.positive.as_deref(), &config.open, missing.clone());
     let (rows, won) = parse_outcomes(&table, target, &parser, &config.target)?;
-    let wins = won.iter().filter(|&&w| w).count();
-    let losses = won.len() - wins;
-    if wins < config.min_class_rows || losses < config.min_class_rows {
-        return Err(TrainError::TooFewOutcomes {
-            path: table.path.clone(),
-            wins,
-            losses,
-            need: config.min_class_rows,
-        });
-    }
-
     // Columns and their roles.
     let id = config
         .id
@@ -226,6 +230,15 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         .as_deref()
         .map(|c| table.column_index(c))
         .transpose()?;
+    for (flag, column) in [("id", id), ("date", date)] {
+        if column == Some(target) {
+            return Err(TrainError::BadColumnChoice {
+                flag,
+                column: table.headers[target].clone(),
+                reason: "is the --target column".into(),
+            });
+        }
+    }
     let mut dropped = Vec::new();
     for name in &config.drop {
         dropped.push(table.column_index(name)?);
@@ -233,6 +246,17 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     for name in config.kinds.keys() {
         table.column_index(name)?;
     }
+    let wins = won.iter().filter(|&&w| w).count();
+    let losses = won.len() - wins;
+    if wins < config.min_class_rows || losses < config.min_class_rows {
+        return Err(TrainError::TooFewOutcomes {
+            path: table.path.clone(),
+            wins,
+            losses,
+            need: config.min_class_rows,
+        });
+    }
+
     let mut profiles: Vec<ColumnProfile> = Vec::new();
     let mut features: Vec<(usize, Kind)> = Vec::new();
     let mut column_summaries = Vec::new();
@@ -285,7 +309,8 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
     let (date_range, mut order, n_holdout, method) = match date {
         Some(d) => {
-            let (order, n_holdout, range) = split_by_date(&table, d, &rows, config.holdout_share)?;
+            let (order, n_holdout, range) =
+                split_by_date(&table, d, &rows, config.holdout_share, &missing)?;
             let method = format!(
                 "the most recent {:.0}% of leads by {:?}",
                 config.holdout_share * 100.0,
@@ -307,6 +332,24 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     order[..n_train].shuffle(&mut rng);
     let ordered_rows: Vec<usize> = order.iter().map(|&i| rows[i]).collect();
     let y: Vec<bool> = order.iter().map(|&i| won[i]).collect();
+    // Both parts need both outcomes: a holdout of a handful of leads measures nothing, and a
+    // training part without wins cannot be fitted.
+    for (part, ys, need) in [
+        ("training part", &y[..n_train], config.min_class_rows / 2),
+        ("holdout", &y[n_train..], 10),
+    ] {
+        let part_wins = ys.iter().filter(|&&w| w).count();
+        if part_wins < need || ys.len() - part_wins < need {
+            return Err(TrainError::UnbalancedSplit {
+                path: table.path.clone(),
+                part,
+                method: method.clone(),
+                wins: part_wins,
+                losses: ys.len() - part_wins,
+                need,
+            });
+        }
+    }
 
     // Encoding (fitted on every row with an outcome: it is unsupervised apart from the
     // closure rates kept for explanations).
@@ -315,14 +358,14 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         features
             .iter()
             .map(|&(c, kind)| (table.headers[c].as_str(), kind, table.column(c))),
-        &ordered_rows,
-        &y,
+        &rows,
+        &won,
         &missing,
         &config.encoder,
     )
-    .map_err(|e| TrainError::BadValue {
+    .map_err(|(row, e)| TrainError::BadValue {
         path: table.path.clone(),
-        line: 0,
+        line: table.lines[row],
         message: e.to_string(),
     })?;
     let feature_columns: Vec<usize> = features.iter().map(|&(c, _)| c).collect();
@@ -342,14 +385,22 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         timings.encode
     ));
 
-    let leakage = detect_leakage(&encoder, &x, &y, config.leakage_auc);
+    // The training rows come first and are shuffled, so the first rows are a random sample;
+    // 200,000 leads pin a single-column AUC down to about ±0.002.
+    let leak_rows = n_train.min(200_000);
+    let leakage = detect_leakage(
+        &encoder,
+        x.slice(s![..leak_rows, ..]),
+        &y[..leak_rows],
+        config.leakage_auc,
+    );
 
     // Regularisation: candidates on a validation split of (a sample of) the training part.
     let t = Instant::now();
     let solver = Solver {
         max_iterations: config.max_iterations,
     };
-    let sample = n_train.min(100_000);
+    let sample = n_train.min(50_000);
     let n_fit = sample * 4 / 5;
     let (fit_x, val_x) = (x.slice(s![..n_fit, ..]), x.slice(s![n_fit..sample, ..]));
     let (fit_y, val_y) = (&y[..n_fit], &y[n_fit..sample]);
@@ -403,9 +454,9 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     for (what, fit) in [("holdout fit", &holdout_fit), ("final fit", &final_fit)] {
         if !fit.converged {
             warnings.push(format!(
-                "{what}: the solver stopped at its limit of {} iterations with gradient norm \
-                 {:.3e} above the tolerance {:.3e}; raise --max-iterations or check for \
-                 extreme values",
+                "{what}: the solver stopped (iteration limit {} or no further progress) with \
+                 gradient norm {:.3e}, above the tolerance {:.3e}; raise --max-iterations, \
+                 or look for extreme values or columns that duplicate each other",
                 config.max_iterations, fit.gradient_norm, fit.tolerance
             ));
         }
@@ -483,6 +534,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         timings,
         holdout_rows: ordered_rows[n_train..].to_vec(),
         holdout_won: holdout_y.to_vec(),
+        holdout_probabilities: holdout_p,
         table,
     })
 }
@@ -535,6 +587,9 @@ fn parse_outcomes(
     Ok((rows, won))
 }
 
+/// Row order (indexes into the outcome rows), holdout size, and first/last date.
+type DateSplit = (Vec<usize>, usize, Option<(String, String)>);
+
 /// Orders outcome rows (indexes into `rows`) by date and holds out the most recent share.
 /// Rows without a date are always training rows.
 #[allow(clippy::type_complexity)]
@@ -543,13 +598,14 @@ fn split_by_date(
     date: usize,
     rows: &[usize],
     share: f64,
-) -> Result<(Vec<usize>, usize, Option<(String, String)>), TrainError> {
+    missing: &MissingTokens,
+) -> Result<DateSplit, TrainError> {
     let column = table.column(date);
     let mut dated = Vec::new();
     let mut undated = Vec::new();
     for (i, &row) in rows.iter().enumerate() {
         let cell = column.get(row);
-        if cell.is_empty() {
+        if missing.is_missing(cell) {
             undated.push(i);
             continue;
         }
@@ -596,7 +652,7 @@ fn split_stratified(
 /// its value (categories, flags) or by the value itself (numbers, either direction).
 fn detect_leakage(
     encoder: &FeatureEncoder,
-    x: &Array2<f64>,
+    x: ArrayView2<'_, f64>,
     y: &[bool],
     threshold: f64,
 ) -> Vec<LeakageWarning> {
@@ -622,18 +678,28 @@ fn detect_leakage(
                 level_rates,
                 other_rate,
                 missing_rate,
-                levels,
+                ..
             } => {
-                let rates: Vec<f64> = level_rates
+                // Training rows always set one column: rare and missing rows have theirs.
+                let mut rates: Vec<f64> = level_rates
                     .iter()
-                    .chain([other_rate, missing_rate])
                     .map(|r| r.rate().unwrap_or(0.0))
                     .collect();
+                if attribute.other_slot().is_some() {
+                    rates.push(other_rate.rate().unwrap_or(0.0));
+                }
+                if attribute.missing_slot().is_some() {
+                    rates.push(missing_rate.rate().unwrap_or(0.0));
+                }
+                let missing_slot = attribute.missing_slot();
                 cols.rows()
                     .into_iter()
                     .map(|r| {
-                        let hot = r.iter().position(|&v| v == 1.0).unwrap_or(levels.len());
-                        (rates[hot], hot != levels.len() + 1)
+                        let hot = r.iter().position(|&v| v == 1.0);
+                        (
+                            hot.map_or(0.0, |h| rates[h]),
+                            hot.is_some() && hot != missing_slot,
+                        )
                     })
                     .unzip()
             }
@@ -687,7 +753,9 @@ impl Fit {
 
 impl Solver {
     /// Fits `P(won | x)`, optionally warm-started. The gradient tolerance scales with the row
-    /// count, because linfa-logistic's loss is a sum over rows, not a mean.
+    /// count, because linfa-logistic's loss is a sum over rows, not a mean: `1e-4 × rows` on the
+    /// gradient's Euclidean norm is at least as strict as scikit-learn's default stopping rule
+    /// (`tol = 1e-4` on the largest component of the mean gradient).
     fn fit(
         &self,
         x: ArrayView2<'_, f64>,
@@ -696,7 +764,7 @@ impl Solver {
         warm: Option<&Fit>,
     ) -> Result<Fit, TrainError> {
         let n = x.nrows() as f64;
-        let tolerance = 1e-5 * n;
+        let tolerance = 1e-4 * n;
         // linfa-logistic labels the more frequent class positive (ties: the first row's).
         let won_is_positive = {
             let wins = won.iter().filter(|&&w| w).count();
@@ -760,15 +828,19 @@ fn gradient_norm(
 pub struct Promotion {
     pub promoted: bool,
     pub previous: Option<String>,
-    /// Log loss of the serving model on the new holdout, when there was one to compare.
-    pub serving_holdout_log_loss: Option<f64>,
+    /// Log loss of the serving model on the compared leads, when there was a comparison.
+    pub serving_log_loss: Option<f64>,
+    /// Log loss of the new model (fitted without the holdout) on the same leads.
+    pub new_log_loss: Option<f64>,
+    /// Which leads the two models were compared on.
+    pub compared_on: Option<String>,
     pub reason: String,
 }
 
 /// When a newly trained version goes into service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PromotePolicy {
-    /// Only when its holdout log loss is no worse than the serving model's on the same holdout.
+    /// Only when its holdout log loss is no worse than the serving model's on the same leads.
     Auto,
     Always,
     Never,
@@ -782,71 +854,111 @@ pub fn save_and_promote(
 ) -> Result<(PathBuf, Promotion), TrainError> {
     // Decide before writing, so the comparison cannot see a half-made registry.
     let previous = registry.current_version()?;
-    let new_loss = trained.artifact.holdout.metrics.log_loss;
-    let (promote, serving_loss, reason) = match (policy, &previous) {
-        (PromotePolicy::Never, _) => (false, None, "--promote never".to_string()),
-        (PromotePolicy::Always, _) => (true, None, "--promote always".to_string()),
-        (PromotePolicy::Auto, None) => (true, None, "no model was in service".to_string()),
-        (PromotePolicy::Auto, Some(version)) => match registry.load(version) {
-            Err(e) => (
-                true,
-                None,
-                format!("the serving model {version} cannot be loaded ({e})"),
-            ),
-            Ok(serving) => {
-                let loss = serving_log_loss(&serving, trained);
-                match loss {
-                    Some(old) if new_loss <= old => (
-                        true,
-                        Some(old),
-                        format!(
-                            "holdout log loss {new_loss:.5} is no worse than {old:.5} of {version}"
-                        ),
-                    ),
-                    Some(old) => (
-                        false,
-                        Some(old),
-                        format!(
-                            "holdout log loss {new_loss:.5} is worse than {old:.5} of {version} \
-                             on the same holdout (use --promote always to override)"
-                        ),
-                    ),
-                    None => (
-                        true,
-                        None,
-                        format!("the serving model {version} cannot score this data's columns"),
-                    ),
-                }
-            }
-        },
+    let mut promotion = Promotion {
+        promoted: true,
+        previous: previous.clone(),
+        serving_log_loss: None,
+        new_log_loss: None,
+        compared_on: None,
+        reason: String::new(),
     };
+    match (policy, &previous) {
+        (PromotePolicy::Never, _) => {
+            promotion.promoted = false;
+            promotion.reason = "--promote never".into();
+        }
+        (PromotePolicy::Always, _) => promotion.reason = "--promote always".into(),
+        (PromotePolicy::Auto, None) => promotion.reason = "no model was in service".into(),
+        (PromotePolicy::Auto, Some(version)) => match registry.load(version) {
+            Err(e) => {
+                promotion.reason = format!("the serving model {version} cannot be loaded ({e})")
+            }
+            Ok(serving) => match compare_with_serving(&serving, trained) {
+                Err(why) => {
+                    promotion.reason =
+                        format!("the serving model {version} cannot score this data: {why}")
+                }
+                Ok(c) => {
+                    promotion.promoted = c.new_loss <= c.serving_loss;
+                    promotion.reason = format!(
+                        "log loss {:.5} against {:.5} of {version} on {}{}",
+                        c.new_loss,
+                        c.serving_loss,
+                        c.scope,
+                        if promotion.promoted {
+                            ""
+                        } else {
+                            " (kept the serving model; --promote always overrides)"
+                        }
+                    );
+                    promotion.serving_log_loss = Some(c.serving_loss);
+                    promotion.new_log_loss = Some(c.new_loss);
+                    promotion.compared_on = Some(c.scope);
+                }
+            },
+        },
+    }
     let path = registry.write_version(&trained.artifact)?;
-    if promote {
+    if promotion.promoted {
         registry.promote(&trained.artifact.model_version)?;
     }
-    Ok((
-        path,
-        Promotion {
-            promoted: promote,
-            previous,
-            serving_holdout_log_loss: serving_loss,
-            reason,
-        },
-    ))
+    Ok((path, promotion))
 }
 
-/// Log loss of another model on this training run's holdout rows; `None` when it cannot score
-/// them (e.g. a value its encoder refuses).
-fn serving_log_loss(serving: &Model, trained: &Trained) -> Option<f64> {
+/// Log losses of the new model (its fit without the holdout) and the serving model on the
+/// same holdout leads.
+struct Comparison {
+    new_loss: f64,
+    serving_loss: f64,
+    scope: String,
+}
+
+/// Fewest newer leads (with both outcomes) worth comparing on.
+const MIN_NEWER_LEADS: usize = 50;
+
+/// Compares on the holdout leads dated after the serving model's training data when there are
+/// enough of them: the serving model was refit on all of its data, so on leads it has seen it
+/// would look better than it is. Otherwise on the whole holdout, saying so.
+fn compare_with_serving(serving: &Model, trained: &Trained) -> Result<Comparison, String> {
     let table = &trained.table;
+    let holdout = &trained.holdout_rows;
+    let mut chosen: Vec<usize> = (0..holdout.len()).collect();
+    let mut scope = format!("the whole holdout ({} leads)", holdout.len());
+    let serving_data = &serving.artifact.data;
+    if let (Some(column), Some((_, last))) = (&serving_data.date_column, &serving_data.date_range)
+        && let (Ok(c), Ok(last)) = (
+            table.column_index(column),
+            chrono::NaiveDate::parse_from_str(last, "%Y-%m-%d"),
+        )
+    {
+        let newer: Vec<usize> = (0..holdout.len())
+            .filter(|&i| parse_date(table.column(c).get(holdout[i])).is_some_and(|d| d > last))
+            .collect();
+        let wins = newer.iter().filter(|&&i| trained.holdout_won[i]).count();
+        if newer.len() >= MIN_NEWER_LEADS && wins > 0 && wins < newer.len() {
+            scope = format!(
+                "the {} holdout leads dated after {last}, where the serving model's data ends",
+                newer.len()
+            );
+            chosen = newer;
+        } else {
+            scope.push_str(&format!(
+                ", as fewer than {MIN_NEWER_LEADS} are dated after {last} where the serving \
+                 model's data ends: it may have trained on some of them"
+            ));
+        }
+    } else {
+        scope.push_str(": the serving model may have trained on some of these leads");
+    }
     let columns: Vec<Option<usize>> = serving
         .encoder()
         .attributes
         .iter()
-        .map(|a| table.headers.iter().position(|h| *h == a.name))
+        .map(|a| table.column_index(&a.name).ok())
         .collect();
-    let mut probabilities = Vec::with_capacity(trained.holdout_rows.len());
-    for &row in &trained.holdout_rows {
+    let mut serving_p = Vec::with_capacity(chosen.len());
+    for &i in &chosen {
+        let row = holdout[i];
         let scored = serving
             .score(
                 |a| match columns[a] {
@@ -855,10 +967,19 @@ fn serving_log_loss(serving: &Model, trained: &Trained) -> Option<f64> {
                 },
                 0,
             )
-            .ok()?;
-        probabilities.push(scored.probability);
+            .map_err(|e| format!("line {}: {e}", table.lines[row]))?;
+        serving_p.push(scored.probability);
     }
-    Some(log_loss(&probabilities, &trained.holdout_won))
+    let won: Vec<bool> = chosen.iter().map(|&i| trained.holdout_won[i]).collect();
+    let new_p: Vec<f64> = chosen
+        .iter()
+        .map(|&i| trained.holdout_probabilities[i])
+        .collect();
+    Ok(Comparison {
+        new_loss: log_loss(&new_p, &won),
+        serving_loss: log_loss(&serving_p, &won),
+        scope,
+    })
 }
 
 /// The top `k` coefficients by absolute weight, for summaries.
@@ -876,6 +997,7 @@ pub fn top_coefficients(artifact: &ModelArtifact, k: usize) -> Vec<(String, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     #[test]
     fn stratified_split_holds_out_the_same_share_of_each_class() {

@@ -1,3 +1,8 @@
-//! The integration tests: one binary (one link step).
+//! The one integration-test binary (one link step: this machine has two cores).
 
+mod cli;
+mod common;
+mod evaluate;
+mod registry;
 mod server;
+mod train;

@@ -12,6 +12,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod evaluate;
 mod models;
 mod sample;
 mod score;
@@ -48,6 +49,7 @@ pub enum Command {
     Sample(sample::SampleArgs),
     Train(train::TrainArgs),
     Score(score::ScoreArgs),
+    Evaluate(evaluate::EvaluateArgs),
     #[command(subcommand)]
     Models(models::ModelsCommand),
     Serve(serve::ServeArgs),
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sample(args) => sample::run(args),
         Command::Train(args) => train::run(args),
         Command::Score(args) => score::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Models(cmd) => models::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),

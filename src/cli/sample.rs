@@ -7,8 +7,8 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  leadscore sample --rows 20000 --seed 7 --out leads.csv")]
 pub struct SampleArgs {
-    /// Number of leads.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    /// Number of leads (at most 10 million: they are generated in memory, ~100 bytes each).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     rows: u64,
     /// Random seed: the same seed writes the same file.
     #[arg(long, default_value_t = 42)]

@@ -33,7 +33,7 @@ pub struct TrainArgs {
     /// Extra cell values that mean "missing" (comma-separated or repeated), e.g. Select.
     #[arg(long, value_name = "TOKENS")]
     na: Vec<String>,
-    /// The outcome value that means won; every other known value is lost.
+    /// The outcome value that means won; every other value (except empty and open ones) is lost.
     #[arg(long, value_name = "VALUE")]
     positive: Option<String>,
     /// Extra outcome values that mean "still open" (comma-separated or repeated).

@@ -1,0 +1,201 @@
+use super::{EXIT_GATE_FAILED, print, split_list};
+use crate::data::read_csv;
+use crate::evaluate::{
+    Gates, InputOptions, TableOptions, evaluate, inputs, report_html, report_json, report_terminal,
+};
+use crate::fsutil::write_atomic;
+use crate::model::Model;
+use crate::registry::{Registry, RegistryError};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Compare predicted with realized closure rates: calibration, ranking, closure rate per grade,
+/// segment and month, drift; fail a nightly job when a quality gate is missed (exit code 3).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Modes:\n  \
+    backtest  --data FILE: a labelled CSV scored with the serving model (or --version)\n  \
+    realized  --predictions LOG --outcomes FILE: the server's prediction log (SQLite) or a CSV\n            \
+    from `leadscore score`, joined by lead id with the outcomes known since\n\n\
+    Examples:\n  \
+    leadscore evaluate --data holdout.csv --by source,region --html report.html\n  \
+    leadscore evaluate --predictions predictions.sqlite --outcomes crm_export.csv \\\n      \
+    --outcome-date closed_at --max-calibration-gap 0.03 --min-auc 0.7 --json report.json\n\n\
+    Exit codes: 0 all gates passed, 1 bad input or I/O error, 2 usage error, 3 a gate failed.")]
+pub struct EvaluateArgs {
+    /// Backtest: a labelled CSV (same columns as training) scored with the model.
+    #[arg(long, conflicts_with_all = ["predictions", "outcomes"], required_unless_present = "predictions")]
+    data: Option<PathBuf>,
+    /// Realized: the server's SQLite prediction log, or a CSV written by `leadscore score`.
+    #[arg(long, requires = "outcomes")]
+    predictions: Option<PathBuf>,
+    /// Realized: a CSV of lead id and outcome (read like training outcomes).
+    #[arg(long, requires = "predictions")]
+    outcomes: Option<PathBuf>,
+    /// Model registry directory.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Model version (default: the one in service).
+    #[arg(long)]
+    version: Option<String>,
+    /// Lead id column of the outcomes (default: the model's id column, else `lead_id`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Outcome column (default: the model's target column).
+    #[arg(long)]
+    target: Option<String>,
+    /// The outcome value that means won (default: the model's).
+    #[arg(long, value_name = "VALUE")]
+    positive: Option<String>,
+    /// Extra outcome values that mean "still open" (comma-separated or repeated).
+    #[arg(long, value_name = "VALUES")]
+    open: Vec<String>,
+    /// Extra cell values that mean "missing", added to the model's (e.g. Select).
+    #[arg(long, value_name = "TOKENS")]
+    na: Vec<String>,
+    /// Columns to report closure rates by (comma-separated or repeated), e.g. rep,source.
+    #[arg(long, value_name = "COLS")]
+    by: Vec<String>,
+    /// Date column for the monthly table (default: the model's date column in a backtest,
+    /// the prediction time in realized mode).
+    #[arg(long, value_name = "COL")]
+    date: Option<String>,
+    /// Realized: the column of the outcomes with the date each outcome became known;
+    /// predictions made after it are not used.
+    #[arg(long, value_name = "COL")]
+    outcome_date: Option<String>,
+    /// Bands of the calibration tables and of the ECE.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
+    bins: u32,
+    /// Write the full report as JSON to FILE (`-` for standard output, replacing the terminal
+    /// report).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a self-contained HTML report (charts and tables) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Gate: fail (exit 3) when the expected calibration error exceeds X.
+    #[arg(long, value_name = "X", value_parser = fraction)]
+    max_ece: Option<f64>,
+    /// Gate: fail (exit 3) when the ROC AUC is below X.
+    #[arg(long, value_name = "X", value_parser = fraction)]
+    min_auc: Option<f64>,
+    /// Gate: fail (exit 3) when |mean predicted − realized closure rate| exceeds X (0.03 = 3
+    /// points).
+    #[arg(long, value_name = "X", value_parser = fraction)]
+    max_calibration_gap: Option<f64>,
+    /// Gate: fail (exit 3) when the score distribution's PSI against training exceeds X.
+    #[arg(long, value_name = "X", value_parser = non_negative)]
+    max_psi: Option<f64>,
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("{text:?} is not a non-negative number")),
+    }
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    match non_negative(text)? {
+        x if x <= 1.0 => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not between 0 and 1 (write 3% as 0.03)"
+        )),
+    }
+}
+
+pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let options = InputOptions {
+        id: args.id.clone(),
+        target: args.target.clone(),
+        positive: args.positive.clone(),
+        open: split_list(&args.open),
+        na: split_list(&args.na),
+        by: split_list(&args.by),
+        date: args.date.clone(),
+        outcome_date: args.outcome_date.clone(),
+    };
+    let gates = Gates {
+        max_ece: args.max_ece,
+        min_auc: args.min_auc,
+        max_calibration_gap: args.max_calibration_gap,
+        max_psi: args.max_psi,
+    };
+    let registry = Registry::new(&args.models);
+    let (model, leads, coverage) = match (&args.data, &args.predictions, &args.outcomes) {
+        (Some(data), _, _) => {
+            let model = registry.load_or_current(args.version.as_deref())?;
+            let table = read_csv(data)?;
+            let (leads, coverage) = inputs::backtest(&model, &table, &options)
+                .with_context(|| format!("evaluating {}", data.display()))?;
+            (Some(model), leads, coverage)
+        }
+        (None, Some(predictions), Some(outcomes)) => {
+            let model = optional_model(&registry, args.version.as_deref())?;
+            let records = inputs::read_predictions(predictions)?;
+            let table = read_csv(outcomes)?;
+            let (leads, coverage) = inputs::realized(&records, &table, model.as_ref(), &options)
+                .with_context(|| {
+                    format!(
+                        "joining {} with {}",
+                        predictions.display(),
+                        outcomes.display()
+                    )
+                })?;
+            (model, leads, coverage)
+        }
+        _ => anyhow::bail!("give --data FILE (backtest) or --predictions LOG --outcomes FILE"),
+    };
+    let table_options = TableOptions {
+        bins: args.bins as usize,
+    };
+    let evaluation = evaluate(
+        &leads,
+        coverage,
+        model.as_ref().map(|m| m.version().to_string()),
+        model
+            .as_ref()
+            .map(|m| m.artifact.score_quantiles.as_slice()),
+        &table_options,
+        &gates,
+    )?;
+    if let Some(path) = &args.html {
+        write_atomic(path, report_html::render(&evaluation).as_bytes())?;
+        eprintln!("HTML report → {}", path.display());
+    }
+    match &args.json {
+        Some(path) if path.as_os_str() == "-" => print(&report_json::render(&evaluation))?,
+        other => {
+            if let Some(path) = other {
+                write_atomic(path, report_json::render(&evaluation).as_bytes())?;
+                eprintln!("JSON report → {}", path.display());
+            }
+            print(&report_terminal::render(&evaluation))?;
+        }
+    }
+    if evaluation.gates_passed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for g in evaluation.gates.iter().filter(|g| !g.passed) {
+            eprintln!("gate failed: {} {}", g.gate, g.message);
+        }
+        Ok(ExitCode::from(EXIT_GATE_FAILED))
+    }
+}
+
+/// The model for realized mode: the named version, else the one in service; without a
+/// registry, realized mode still runs (without drift).
+fn optional_model(registry: &Registry, version: Option<&str>) -> anyhow::Result<Option<Model>> {
+    match registry.load_or_current(version) {
+        Ok(model) => Ok(Some(model)),
+        Err(RegistryError::NoCurrent { .. }) if version.is_none() => {
+            eprintln!(
+                "note: no model in service in {}: drift against training is not measured",
+                registry.dir.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

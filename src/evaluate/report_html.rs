@@ -1,0 +1,795 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, no scripts, nothing fetched
+//! from the network) that reads in a browser and prints on paper.
+//!
+//! Charts: a reliability diagram with 95% intervals, the cumulative gains curve, the score
+//! histogram against training, and monthly predicted against realized closure rates.
+
+use super::{BandRow, Evaluation, Mode, RateRow};
+use std::fmt::{self, Write as _};
+
+/// Escapes text for HTML (labels come from the CRM's data).
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+const STYLE: &str = r#"
+:root { --ink: #1d2433; --muted: #5b6475; --line: #d5d9e0; --accent: #1f5fbf; --warn: #c0392b;
+        --ok: #1e7d46; --band: #dfe8f7; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0 auto; padding: 24px 28px 48px; max-width: 1120px; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 16px 0 6px; }
+p.sub, .note { color: var(--muted); margin: 2px 0 8px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px;
+         margin: 12px 0; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
+.card .k { color: var(--muted); font-size: 12px; }
+.card .v { font-size: 19px; font-weight: 600; }
+.card .d { color: var(--muted); font-size: 11px; }
+.gates { margin: 12px 0; padding: 0; list-style: none; }
+.gates li { padding: 6px 10px; border-radius: 5px; margin: 4px 0; }
+.gates .pass { background: #e6f4ea; color: var(--ok); }
+.gates .fail { background: #fdecea; color: var(--warn); font-weight: 600; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px;
+         break-inside: avoid; page-break-inside: avoid; }
+figcaption { font-weight: 600; margin: 0 0 4px; }
+figure .note { font-size: 12px; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
+svg .axis { stroke: #9aa3b2; stroke-width: 1; }
+svg polyline, svg .grid { fill: none; }
+svg .grid { stroke: #eceef2; stroke-width: 1; }
+svg .perfect { stroke: #b8c0cc; stroke-width: 1; fill: none; }
+svg .ideal { stroke: #9aa3b2; stroke-dasharray: 4 3; fill: none; }
+svg .pred { stroke: #e08a1e; stroke-width: 2; fill: none; stroke-dasharray: 6 3; }
+svg .real { stroke: var(--accent); stroke-width: 2; fill: none; }
+svg .ci { stroke: var(--accent); stroke-width: 1.5; }
+svg .band { fill: var(--band); stroke: none; }
+svg .dot { fill: var(--accent); fill-opacity: .75; }
+svg .dot.off { fill: var(--warn); }
+svg .bar { fill: var(--accent); fill-opacity: .7; }
+svg .train { stroke: #e08a1e; stroke-width: 2; fill: none; }
+table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; font-variant-numeric: tabular-nums;
+        break-inside: auto; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eceef2; text-align: right; white-space: nowrap; }
+th { background: #f5f6f8; font-weight: 600; color: var(--ink); }
+th:first-child, td:first-child { text-align: left; white-space: normal; }
+tr { break-inside: avoid; page-break-inside: avoid; }
+tr.flag td { background: #fff4f2; }
+.tag { display: inline-block; padding: 0 5px; border-radius: 3px; font-size: 11px; font-weight: 600; }
+.tag.sig { background: #e8eefb; color: var(--accent); }
+.tag.off { background: #fdecea; color: var(--warn); }
+.legend { font-size: 12px; color: var(--muted); }
+.legend span { margin-right: 14px; white-space: nowrap; }
+.swatch { display: inline-block; width: 18px; height: 0; border-top: 2px solid; vertical-align: middle;
+          margin-right: 4px; }
+@media (max-width: 800px) { .charts { grid-template-columns: 1fr; } }
+@media print {
+  body { padding: 0; max-width: none; font-size: 11px; }
+  .charts { grid-template-columns: 1fr 1fr; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  th { background: #eee !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .gates li, tr.flag td, .tag { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+@page { margin: 14mm; }
+"#;
+
+/// A chart area: data coordinates mapped onto an SVG of `WIDTH` × `HEIGHT`.
+struct Plot {
+    x_min: f64,
+    x_max: f64,
+    y_min: f64,
+    y_max: f64,
+}
+
+const WIDTH: f64 = 480.0;
+const HEIGHT: f64 = 320.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 22.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 40.0;
+
+impl Plot {
+    fn x(&self, v: f64) -> f64 {
+        LEFT + (v - self.x_min) / (self.x_max - self.x_min) * (WIDTH - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        HEIGHT - BOTTOM - (v - self.y_min) / (self.y_max - self.y_min) * (HEIGHT - TOP - BOTTOM)
+    }
+
+    /// Opens the SVG and draws grid lines, axes and tick labels (as percentages).
+    fn open(&self, out: &mut String, label: &str, x_title: &str, y_title: &str) -> fmt::Result {
+        write!(
+            out,
+            r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
+            esc(label)
+        )?;
+        if !x_title.is_empty() {
+            for fx in ticks(self.x_min, self.x_max) {
+                let x = self.x(fx);
+                write!(
+                    out,
+                    r#"<line class="grid" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    self.y(self.y_min),
+                    self.y(self.y_max),
+                    HEIGHT - BOTTOM + 14.0,
+                    tick(fx)
+                )?;
+            }
+        }
+        for fy in ticks(self.y_min, self.y_max) {
+            let y = self.y(fy);
+            write!(
+                out,
+                r#"<line class="grid" x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                self.x(self.x_min),
+                self.x(self.x_max),
+                LEFT - 5.0,
+                y + 4.0,
+                tick(fy)
+            )?;
+        }
+        write!(
+            out,
+            r#"<line class="axis" x1="{LEFT}" y1="{b:.1}" x2="{r:.1}" y2="{b:.1}"/><line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{b:.1}"/>"#,
+            b = HEIGHT - BOTTOM,
+            r = WIDTH - RIGHT
+        )?;
+        write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            (LEFT + WIDTH - RIGHT) / 2.0,
+            HEIGHT - 6.0,
+            esc(x_title),
+            (TOP + HEIGHT - BOTTOM) / 2.0,
+            esc(y_title)
+        )
+    }
+
+    fn polyline(&self, out: &mut String, class: &str, points: &[(f64, f64)]) -> fmt::Result {
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", self.x(x), self.y(y)))
+            .collect();
+        write!(
+            out,
+            r#"<polyline class="{class}" points="{}"/>"#,
+            path.join(" ")
+        )
+    }
+}
+
+/// Tick label: a percentage with as few decimals as the value needs.
+fn tick(v: f64) -> String {
+    let p = v * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// Round tick values from `min` to `max`: at most six steps of 1, 2, 2.5 or 5 points.
+fn ticks(min: f64, max: f64) -> Vec<f64> {
+    let step = [0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5]
+        .into_iter()
+        .find(|&s| (max - min) / s <= 6.0 + 1e-9)
+        .unwrap_or(1.0);
+    let first = (min / step - 1e-9).ceil() as i64;
+    let last = (max / step + 1e-9).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// The smallest of 0.05, 0.1, 0.2, … 1.0 at or above `v` (axis ranges).
+fn nice_max(v: f64) -> f64 {
+    [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+        .into_iter()
+        .find(|&m| m >= v - 1e-12)
+        .unwrap_or(1.0)
+}
+
+pub fn render(e: &Evaluation) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    render_into(e, &mut out).expect("writing to a String cannot fail");
+    out
+}
+
+fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
+    let m = &e.metrics;
+    let c = &e.coverage;
+    let mode = match e.mode {
+        Mode::Backtest => "Backtest",
+        Mode::Realized => "Realized",
+    };
+    write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>leadscore evaluation</title><style>{STYLE}</style></head><body>\n"
+    )?;
+    writeln!(out, "<h1>Predicted vs realized closure rates</h1>")?;
+    writeln!(
+        out,
+        "<p class=\"sub\">{mode} evaluation · model {} · {}</p>",
+        esc(e.model_version.as_deref().unwrap_or("(none)")),
+        esc(&c.describe())
+    )?;
+
+    // Headline cards.
+    writeln!(out, "<div class=\"cards\">")?;
+    let cards: Vec<(&str, String, String)> = vec![
+        (
+            "Leads evaluated",
+            m.leads.to_string(),
+            format!("{} won", m.wins),
+        ),
+        (
+            "Realized closure rate",
+            pct(m.realized_rate),
+            "wins / leads".into(),
+        ),
+        (
+            "Mean predicted",
+            pct(m.mean_predicted),
+            format!("gap {:+.1} points", m.calibration_gap * 100.0),
+        ),
+        ("ROC AUC", opt(m.roc_auc, 3), "ranking; 0.5 = chance".into()),
+        (
+            "Brier score",
+            format!("{:.4}", m.brier),
+            format!("skill {} vs base rate", opt(m.brier_skill, 3)),
+        ),
+        ("Log loss", format!("{:.4}", m.log_loss), String::new()),
+        (
+            "ECE",
+            format!("{:.4}", m.expected_calibration_error),
+            format!("max {:.3}", m.max_calibration_error),
+        ),
+        (
+            "Calibration slope",
+            opt(m.calibration_slope, 3),
+            format!("intercept {} (ideal 1, 0)", opt(m.calibration_intercept, 3)),
+        ),
+    ];
+    for (k, v, d) in cards.iter().chain(
+        e.drift
+            .as_ref()
+            .map(|d| {
+                (
+                    "Score drift (PSI)",
+                    format!("{:.3}", d.psi),
+                    d.level.clone(),
+                )
+            })
+            .iter(),
+    ) {
+        writeln!(
+            out,
+            "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"d\">{}</div></div>",
+            esc(k),
+            esc(v),
+            esc(d)
+        )?;
+    }
+    writeln!(out, "</div>")?;
+
+    if !e.gates.is_empty() {
+        writeln!(out, "<ul class=\"gates\">")?;
+        for g in &e.gates {
+            writeln!(
+                out,
+                "<li class=\"{}\">{} <code>{}</code> — {}</li>",
+                if g.passed { "pass" } else { "fail" },
+                if g.passed { "PASSED" } else { "FAILED" },
+                esc(&g.gate),
+                esc(&g.message)
+            )?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+
+    writeln!(out, "<h2>Charts</h2><div class=\"charts\">")?;
+    reliability(out, e)?;
+    gains(out, e)?;
+    histogram(out, e)?;
+    monthly(out, e)?;
+    writeln!(out, "</div>")?;
+
+    writeln!(out, "<h2>Calibration by probability band</h2>")?;
+    writeln!(
+        out,
+        "<p class=\"note\">Realized rate with its Wilson 95% interval; highlighted rows: the mean \
+         prediction lies outside the interval.</p><h3>Equal-width bands</h3>"
+    )?;
+    bands(out, &e.calibration.equal_width)?;
+    writeln!(out, "<h3>Equal-count bands</h3>")?;
+    bands(out, &e.calibration.equal_count)?;
+
+    writeln!(out, "<h2>Closure rate per grade</h2>")?;
+    rates(out, "grade", &e.grades, m.realized_rate)?;
+
+    writeln!(
+        out,
+        "<h2>Lift and gains by decile</h2><table><tr><th>decile</th><th>probability</th>\
+         <th>leads</th><th>wins</th><th>realized</th><th>predicted</th><th>lift</th>\
+         <th>cumulative gains</th><th>cumulative lift</th></tr>"
+    )?;
+    for d in &e.deciles {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{:.3}–{:.3}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{:.2}</td><td>{}</td><td>{:.2}</td></tr>",
+            d.decile,
+            d.min_probability,
+            d.max_probability,
+            d.leads,
+            d.wins,
+            pct(d.realized_rate),
+            pct(d.mean_predicted),
+            d.lift,
+            pct(d.cumulative_wins_share),
+            d.cumulative_lift
+        )?;
+    }
+    writeln!(out, "</table>")?;
+
+    for table in &e.segments {
+        writeln!(out, "<h2>Closure rate per {}</h2>", esc(&table.column))?;
+        rates(out, &table.column, &table.rows, m.realized_rate)?;
+    }
+    if let Some(months) = &e.months {
+        writeln!(
+            out,
+            "<h2>Closure rate per month of {}</h2>",
+            esc(&months.column)
+        )?;
+        rates(out, "month", &months.rows, m.realized_rate)?;
+    }
+
+    if let Some(d) = &e.drift {
+        writeln!(
+            out,
+            "<h2>Score drift against training</h2><p class=\"note\">PSI {:.3}: {} \
+             (&lt; 0.1 stable, 0.1–0.25 moderate, ≥ 0.25 major). Median probability {} in \
+             training, {} here. Bands are the training deciles.</p>",
+            d.psi,
+            esc(&d.level),
+            pct(d.training_median),
+            pct(d.evaluated_median)
+        )?;
+        writeln!(
+            out,
+            "<table><tr><th>band</th><th>training share</th><th>evaluated share</th><th>PSI term</th></tr>"
+        )?;
+        for b in &d.bands {
+            writeln!(
+                out,
+                "<tr><td>{:.3}–{:.3}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+                b.lower,
+                b.upper,
+                pct(b.expected_share),
+                pct(b.actual_share),
+                b.psi
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+
+    writeln!(
+        out,
+        "<h2>Inputs</h2><table><tr><th>count</th><th>leads</th></tr>"
+    )?;
+    let mut counts: Vec<(&str, u64)> = vec![
+        ("outcome rows read", c.outcome_rows),
+        ("evaluated (prediction and known outcome)", c.evaluated),
+        ("still open (not evaluated)", c.open),
+    ];
+    if let Some(n) = c.prediction_records {
+        counts.push(("prediction records read", n));
+    }
+    if let Some(n) = c.predicted_leads {
+        counts.push(("distinct predicted leads", n));
+    }
+    if e.mode == Mode::Realized {
+        counts.extend([
+            (
+                "predicted leads without an outcome",
+                c.predictions_without_outcome,
+            ),
+            (
+                "outcomes without a prediction",
+                c.outcomes_without_prediction,
+            ),
+            (
+                "scored only after their outcome",
+                c.scored_only_after_outcome,
+            ),
+            ("superseded earlier predictions", c.superseded_predictions),
+        ]);
+    }
+    counts.push(("evaluated leads without a date", c.without_month));
+    for (k, v) in counts {
+        writeln!(out, "<tr><td>{}</td><td>{v}</td></tr>", esc(k))?;
+    }
+    writeln!(out, "</table>")?;
+    if !c.absent_columns.is_empty() {
+        writeln!(
+            out,
+            "<p class=\"note\">Model columns absent from the file (imputed as missing): {}</p>",
+            esc(&c.absent_columns.join(", "))
+        )?;
+    }
+    writeln!(
+        out,
+        "<p class=\"note\">Generated by leadscore {}.</p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn reliability(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let rows = &e.calibration.equal_width;
+    let top = rows
+        .iter()
+        .filter(|b| b.leads >= 10)
+        .map(|b| b.upper.max(b.realized_rate))
+        .fold(0.05, f64::max);
+    let max = nice_max(top);
+    let plot = Plot {
+        x_min: 0.0,
+        x_max: max,
+        y_min: 0.0,
+        y_max: max,
+    };
+    writeln!(out, "<figure><figcaption>Reliability diagram</figcaption>")?;
+    plot.open(
+        out,
+        "Reliability diagram",
+        "mean predicted probability",
+        "realized closure rate",
+    )?;
+    plot.polyline(out, "ideal", &[(0.0, 0.0), (max, max)])?;
+    let most = rows.iter().map(|b| b.leads).max().unwrap_or(1).max(1) as f64;
+    for b in rows.iter().filter(|b| b.mean_predicted <= max) {
+        let x = plot.x(b.mean_predicted);
+        write!(
+            out,
+            r#"<line class="ci" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}"/>"#,
+            plot.y(b.ci_low.min(max)),
+            plot.y(b.ci_high.min(max))
+        )?;
+        write!(
+            out,
+            r#"<circle class="dot{}" cx="{x:.1}" cy="{:.1}" r="{:.1}"><title>{:.3}–{:.3}: {} leads, predicted {}, realized {}</title></circle>"#,
+            if b.prediction_outside { " off" } else { "" },
+            plot.y(b.realized_rate.min(max)),
+            3.0 + 6.0 * (b.leads as f64 / most).sqrt(),
+            b.lower,
+            b.upper,
+            b.leads,
+            pct(b.mean_predicted),
+            pct(b.realized_rate)
+        )?;
+    }
+    writeln!(out, "</svg>")?;
+    writeln!(
+        out,
+        "<p class=\"note\">One dot per equal-width band (area ∝ leads) with its 95% interval; \
+         on the dashed line predictions come true. Red: prediction outside the interval.</p></figure>"
+    )
+}
+
+fn gains(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let plot = Plot {
+        x_min: 0.0,
+        x_max: 1.0,
+        y_min: 0.0,
+        y_max: 1.0,
+    };
+    writeln!(out, "<figure><figcaption>Cumulative gains</figcaption>")?;
+    plot.open(
+        out,
+        "Cumulative gains",
+        "share of leads called, best scored first",
+        "share of wins found",
+    )?;
+    plot.polyline(out, "ideal", &[(0.0, 0.0), (1.0, 1.0)])?;
+    let base = e.metrics.realized_rate;
+    if base > 0.0 {
+        plot.polyline(out, "perfect", &[(0.0, 0.0), (base, 1.0), (1.0, 1.0)])?;
+    }
+    let mut points = vec![(0.0, 0.0)];
+    points.extend(
+        e.deciles
+            .iter()
+            .map(|d| (d.cumulative_leads_share, d.cumulative_wins_share)),
+    );
+    plot.polyline(out, "real", &points)?;
+    for &(x, y) in &points[1..] {
+        write!(
+            out,
+            r#"<circle class="dot" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+            plot.x(x),
+            plot.y(y)
+        )?;
+    }
+    writeln!(out, "</svg>")?;
+    writeln!(
+        out,
+        "<p class=\"note\">Blue: the model, one point per decile. Dashed: calling at random. \
+         Light: a perfect ranking.</p></figure>"
+    )
+}
+
+fn histogram(out: &mut String, e: &Evaluation) -> fmt::Result {
+    writeln!(out, "<figure><figcaption>Score distribution</figcaption>")?;
+    let Some(d) = &e.drift else {
+        return writeln!(
+            out,
+            "<p class=\"note\">No model to compare with: the distribution is not shown.</p></figure>"
+        );
+    };
+    let top = d
+        .histogram
+        .iter()
+        .map(|h| h.evaluated_share.max(h.training_share))
+        .fold(0.0, f64::max);
+    let plot = Plot {
+        x_min: 0.0,
+        x_max: 1.0,
+        y_min: 0.0,
+        y_max: nice_max(top),
+    };
+    plot.open(
+        out,
+        "Score distribution",
+        "predicted probability",
+        "share of leads",
+    )?;
+    for h in &d.histogram {
+        let (x0, x1) = (plot.x(h.lower) + 1.0, plot.x(h.upper) - 1.0);
+        let y = plot.y(h.evaluated_share);
+        write!(
+            out,
+            r#"<rect class="bar" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}"><title>{:.2}–{:.2}: {} of evaluated, {} of training</title></rect>"#,
+            x1 - x0,
+            plot.y(0.0) - y,
+            h.lower,
+            h.upper,
+            pct(h.evaluated_share),
+            pct(h.training_share)
+        )?;
+    }
+    let mut steps = Vec::new();
+    for h in &d.histogram {
+        steps.push((h.lower, h.training_share));
+        steps.push((h.upper, h.training_share));
+    }
+    plot.polyline(out, "train", &steps)?;
+    writeln!(out, "</svg>")?;
+    writeln!(
+        out,
+        "<p class=\"legend\"><span><span class=\"swatch\" style=\"border-color:#1f5fbf\"></span>evaluated leads</span>\
+         <span><span class=\"swatch\" style=\"border-color:#e08a1e\"></span>training leads</span> PSI {:.3} ({})</p></figure>",
+        d.psi,
+        esc(&d.level)
+    )
+}
+
+fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
+    writeln!(
+        out,
+        "<figure><figcaption>Monthly predicted vs realized</figcaption>"
+    )?;
+    let rows = match &e.months {
+        Some(m) if !m.rows.is_empty() => &m.rows,
+        _ => {
+            return writeln!(
+                out,
+                "<p class=\"note\">No date column: name one with <code>--date COL</code>.</p></figure>"
+            );
+        }
+    };
+    let n = rows.len();
+    let top = rows
+        .iter()
+        .map(|r| r.ci_high.max(r.mean_predicted))
+        .fold(0.0, f64::max);
+    let plot = Plot {
+        x_min: -0.5,
+        x_max: n as f64 - 0.5,
+        y_min: 0.0,
+        y_max: nice_max(top),
+    };
+    plot.open(out, "Monthly predicted vs realized", "", "closure rate")?;
+    // The realized rate's interval as a band, then the two lines.
+    let mut band: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{:.1},{:.1}", plot.x(i as f64), plot.y(r.ci_high)))
+        .collect();
+    band.extend(
+        rows.iter()
+            .enumerate()
+            .rev()
+            .map(|(i, r)| format!("{:.1},{:.1}", plot.x(i as f64), plot.y(r.ci_low))),
+    );
+    write!(
+        out,
+        r#"<polygon class="band" points="{}"/>"#,
+        band.join(" ")
+    )?;
+    let realized: Vec<(f64, f64)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as f64, r.realized_rate))
+        .collect();
+    let predicted: Vec<(f64, f64)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as f64, r.mean_predicted))
+        .collect();
+    plot.polyline(out, "real", &realized)?;
+    plot.polyline(out, "pred", &predicted)?;
+    let every = n.div_ceil(6).max(1);
+    for (i, r) in rows.iter().enumerate() {
+        write!(
+            out,
+            r#"<circle class="dot{}" cx="{:.1}" cy="{:.1}" r="3"><title>{}: {} leads, realized {} [{}, {}], predicted {}</title></circle>"#,
+            if r.prediction_outside { " off" } else { "" },
+            plot.x(i as f64),
+            plot.y(r.realized_rate),
+            esc(&r.label),
+            r.leads,
+            pct(r.realized_rate),
+            pct(r.ci_low),
+            pct(r.ci_high),
+            pct(r.mean_predicted)
+        )?;
+        if i % every == 0 {
+            write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                plot.x(i as f64),
+                HEIGHT - BOTTOM + 14.0,
+                esc(&r.label)
+            )?;
+        }
+    }
+    writeln!(out, "</svg>")?;
+    writeln!(
+        out,
+        "<p class=\"legend\"><span><span class=\"swatch\" style=\"border-color:#1f5fbf\"></span>realized (band: 95% interval)</span>\
+         <span><span class=\"swatch\" style=\"border-color:#e08a1e;border-top-style:dashed\"></span>mean predicted</span>\
+         red dots: prediction outside the interval</p></figure>"
+    )
+}
+
+fn bands(out: &mut String, rows: &[BandRow]) -> fmt::Result {
+    writeln!(
+        out,
+        "<table><tr><th>band</th><th>leads</th><th>wins</th><th>mean predicted</th>\
+         <th>realized</th><th>95% interval</th><th></th></tr>"
+    )?;
+    for b in rows {
+        writeln!(
+            out,
+            "<tr{}><td>{:.3}–{:.3}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}–{}</td><td>{}</td></tr>",
+            if b.prediction_outside {
+                " class=\"flag\""
+            } else {
+                ""
+            },
+            b.lower,
+            b.upper,
+            b.leads,
+            b.wins,
+            pct(b.mean_predicted),
+            pct(b.realized_rate),
+            pct(b.ci_low),
+            pct(b.ci_high),
+            if b.prediction_outside {
+                "<span class=\"tag off\">off</span>"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+fn rates(out: &mut String, column: &str, rows: &[RateRow], average: f64) -> fmt::Result {
+    writeln!(
+        out,
+        "<p class=\"note\">Company average {}. <span class=\"tag sig\">sig</span> the \
+         difference is significant at 95%; <span class=\"tag off\">off</span> the mean \
+         prediction lies outside the realized rate's interval.</p>",
+        pct(average)
+    )?;
+    writeln!(
+        out,
+        "<table><tr><th>{}</th><th>leads</th><th>wins</th><th>realized</th><th>95% interval</th>\
+         <th>predicted</th><th>vs average</th><th>interval (points)</th><th></th></tr>",
+        esc(column)
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}–{}</td><td>{}</td>\
+             <td>{:+.1}</td><td>{:+.1} to {:+.1}</td><td>{}{}</td></tr>",
+            esc(&r.label),
+            r.leads,
+            r.wins,
+            pct(r.realized_rate),
+            pct(r.ci_low),
+            pct(r.ci_high),
+            pct(r.mean_predicted),
+            r.difference * 100.0,
+            r.difference_low * 100.0,
+            r.difference_high * 100.0,
+            if r.significant {
+                "<span class=\"tag sig\">sig</span> "
+            } else {
+                ""
+            },
+            if r.prediction_outside {
+                "<span class=\"tag off\">off</span>"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(
+            esc("<b>\"R&D\"</b>"),
+            "&lt;b&gt;&quot;R&amp;D&quot;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        let labels: Vec<String> = ticks(0.0, 0.8).into_iter().map(tick).collect();
+        assert_eq!(labels, ["0%", "20%", "40%", "60%", "80%"]);
+        assert_eq!(ticks(0.0, 0.05).len(), 6);
+        assert_eq!(ticks(0.0, 1.0).len(), 6);
+    }
+
+    #[test]
+    fn axis_ranges_round_up() {
+        assert_eq!(nice_max(0.03), 0.05);
+        assert_eq!(nice_max(0.1), 0.1);
+        assert_eq!(nice_max(0.41), 0.5);
+        assert_eq!(nice_max(3.0), 1.0);
+    }
+}

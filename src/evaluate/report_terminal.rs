@@ -1,0 +1,255 @@
+//! The terminal report: headline numbers, then each table, aligned for a fixed-width terminal.
+
+use super::{BandRow, Evaluation, Mode, RateRow};
+use std::fmt::{self, Write as _};
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+/// `[low, high]` of a rate interval, in percent.
+fn interval(low: f64, high: f64) -> String {
+    format!("[{:.1}, {:.1}]", low * 100.0, high * 100.0)
+}
+
+/// A difference in percentage points with its interval.
+fn points(x: f64) -> String {
+    format!("{:+.1}", x * 100.0)
+}
+
+pub fn render(e: &Evaluation) -> String {
+    let mut out = String::new();
+    render_into(e, &mut out).expect("writing to a String cannot fail");
+    out
+}
+
+fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
+    let c = &e.coverage;
+    let m = &e.metrics;
+    let mode = match e.mode {
+        Mode::Backtest => "backtest",
+        Mode::Realized => "realized",
+    };
+    writeln!(
+        out,
+        "evaluation  {mode}, model {}",
+        e.model_version.as_deref().unwrap_or("(none)")
+    )?;
+    writeln!(out, "leads       {}", c.describe())?;
+    if c.superseded_predictions > 0 {
+        writeln!(
+            out,
+            "            {} earlier predictions of re-scored leads superseded by later ones",
+            c.superseded_predictions
+        )?;
+    }
+    if c.without_month > 0 {
+        writeln!(
+            out,
+            "            {} evaluated leads have no valid date (not in the monthly table)",
+            c.without_month
+        )?;
+    }
+    if !c.absent_columns.is_empty() {
+        writeln!(
+            out,
+            "WARNING     model columns absent from the file, imputed as missing: {}",
+            c.absent_columns.join(", ")
+        )?;
+    }
+    if c.model_versions.len() > 1 {
+        let versions: Vec<String> = c
+            .model_versions
+            .iter()
+            .map(|(v, n)| format!("{v} ({n})"))
+            .collect();
+        writeln!(
+            out,
+            "            predictions from several models: {}",
+            versions.join(", ")
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "closure     {} won of {} leads: realized {}, mean predicted {} (gap {:+.1} points)",
+        m.wins,
+        m.leads,
+        pct(m.realized_rate),
+        pct(m.mean_predicted),
+        m.calibration_gap * 100.0
+    )?;
+    writeln!(out, "ranking     ROC AUC {}", opt(m.roc_auc, 4))?;
+    writeln!(
+        out,
+        "accuracy    log loss {:.4}  Brier {:.4} (base rate {:.4}, skill {})",
+        m.log_loss,
+        m.brier,
+        m.brier_reference,
+        opt(m.brier_skill, 3)
+    )?;
+    writeln!(
+        out,
+        "calibration ECE {:.4}  max CE {:.4}  slope {}  intercept {}  (ideal 0, 0, 1, 0)",
+        m.expected_calibration_error,
+        m.max_calibration_error,
+        opt(m.calibration_slope, 3),
+        opt(m.calibration_intercept, 3)
+    )?;
+    if let Some(d) = &e.drift {
+        writeln!(
+            out,
+            "drift       PSI {:.3} ({}; < 0.1 stable, 0.1–0.25 moderate, ≥ 0.25 major); median \
+             probability {} in training, {} here",
+            d.psi,
+            d.level,
+            pct(d.training_median),
+            pct(d.evaluated_median)
+        )?;
+    }
+
+    writeln!(out)?;
+    writeln!(
+        out,
+        "calibration by probability band (equal width; * = prediction outside the 95% interval)"
+    )?;
+    bands(out, &e.calibration.equal_width)?;
+    writeln!(out)?;
+    writeln!(out, "calibration by equal-count band")?;
+    bands(out, &e.calibration.equal_count)?;
+
+    writeln!(out)?;
+    writeln!(out, "closure rate per grade")?;
+    rates(out, "grade", &e.grades)?;
+
+    writeln!(out)?;
+    writeln!(out, "lift and gains by decile (1 = highest scored)")?;
+    writeln!(
+        out,
+        "  {:>6} {:>15} {:>8} {:>7} {:>9} {:>9} {:>6} {:>8} {:>8}",
+        "decile",
+        "probability",
+        "leads",
+        "wins",
+        "realized",
+        "predicted",
+        "lift",
+        "gains",
+        "cum.lift"
+    )?;
+    for d in &e.deciles {
+        writeln!(
+            out,
+            "  {:>6} {:>15} {:>8} {:>7} {:>9} {:>9} {:>6.2} {:>8} {:>8.2}",
+            d.decile,
+            format!("{:.3}–{:.3}", d.min_probability, d.max_probability),
+            d.leads,
+            d.wins,
+            pct(d.realized_rate),
+            pct(d.mean_predicted),
+            d.lift,
+            pct(d.cumulative_wins_share),
+            d.cumulative_lift
+        )?;
+    }
+
+    for table in e.segments.iter().chain(e.months.as_ref()) {
+        writeln!(out)?;
+        let what = if Some(table) == e.months.as_ref() {
+            format!("per month of {}", table.column)
+        } else {
+            format!("per {}", table.column)
+        };
+        writeln!(
+            out,
+            "closure rate {what} against the company average {} (! = significant at 95%, * = \
+             prediction outside the interval)",
+            pct(m.realized_rate)
+        )?;
+        rates(out, &table.column, &table.rows)?;
+    }
+
+    if !e.gates.is_empty() {
+        writeln!(out)?;
+        for g in &e.gates {
+            writeln!(
+                out,
+                "gate {}  {} {}",
+                if g.passed { "PASSED" } else { "FAILED" },
+                g.gate,
+                g.message
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn bands(out: &mut String, rows: &[BandRow]) -> fmt::Result {
+    writeln!(
+        out,
+        "  {:>13} {:>8} {:>7} {:>9} {:>9} {:>14}",
+        "band", "leads", "wins", "predicted", "realized", "95% interval"
+    )?;
+    for b in rows {
+        writeln!(
+            out,
+            "  {:>13} {:>8} {:>7} {:>9} {:>9} {:>14} {}",
+            format!("{:.3}–{:.3}", b.lower, b.upper),
+            b.leads,
+            b.wins,
+            pct(b.mean_predicted),
+            pct(b.realized_rate),
+            interval(b.ci_low, b.ci_high),
+            if b.prediction_outside { "*" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
+    let width = rows
+        .iter()
+        .map(|r| r.label.chars().count())
+        .chain([column.chars().count(), 5])
+        .max()
+        .unwrap_or(5)
+        .min(40);
+    writeln!(
+        out,
+        "  {:<width$} {:>8} {:>7} {:>9} {:>14} {:>9} {:>8} {:>16}",
+        column,
+        "leads",
+        "wins",
+        "realized",
+        "95% interval",
+        "predicted",
+        "vs avg",
+        "interval (pts)"
+    )?;
+    for r in rows {
+        let label: String = r.label.chars().take(width).collect();
+        writeln!(
+            out,
+            "  {:<width$} {:>8} {:>7} {:>9} {:>14} {:>9} {:>8} {:>16} {}{}",
+            label,
+            r.leads,
+            r.wins,
+            pct(r.realized_rate),
+            interval(r.ci_low, r.ci_high),
+            pct(r.mean_predicted),
+            points(r.difference),
+            format!(
+                "[{}, {}]",
+                points(r.difference_low),
+                points(r.difference_high)
+            ),
+            if r.significant { "!" } else { " " },
+            if r.prediction_outside { "*" } else { "" }
+        )?;
+    }
+    Ok(())
+}
