@@ -14,6 +14,9 @@ use std::path::Path;
 /// Version of the artifact layout; a reader refuses versions it does not know.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Contributions smaller than this (in log-odds) are not reported as factors.
+const FACTOR_EPSILON: f64 = 1e-9;
+
 /// Log-odds are clamped to ±this before the logistic function, which keeps every probability
 /// strictly inside (0, 1) in f64 (σ(30) = 1 − 9.4e-14).
 const MAX_LOGIT: f64 = 30.0;
@@ -369,8 +372,10 @@ impl Model {
             .collect();
         // Stable: ties keep attribute order.
         order.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let positive = order.iter().filter(|f| f.0 > 0.0).take(k);
-        let negative = order.iter().rev().filter(|f| f.0 < 0.0).take(k);
+        // An attribute at the training average contributes zero up to rounding (±1e-17): it is
+        // no reason either way.
+        let positive = order.iter().filter(|f| f.0 > FACTOR_EPSILON).take(k);
+        let negative = order.iter().rev().filter(|f| f.0 < -FACTOR_EPSILON).take(k);
         positive
             .chain(negative)
             .map(|&(log_odds, i)| {

@@ -70,7 +70,7 @@ pub struct MissingTokens(pub Vec<String>);
 impl Default for MissingTokens {
     fn default() -> Self {
         MissingTokens(
-            ["", "na", "n/a", "null", "nan"]
+            ["", "na", "n/a", "null"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
