@@ -10,6 +10,9 @@ fn every_command_has_help_with_an_example() {
         vec!["train", "--help"],
         vec!["score", "--help"],
         vec!["models", "--help"],
+        vec!["evaluate", "--help"],
+        vec!["serve", "--help"],
+        vec!["bench", "--help"],
     ] {
         let out = leadscore(&args);
         assert!(out.status.success(), "{args:?}");
