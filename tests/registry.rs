@@ -99,3 +99,55 @@ fn training_killed_at_any_moment_leaves_the_registry_intact() {
     assert!(outcomes.keys().any(|&(_, new, _)| new == 1), "{outcomes:?}");
     assert!(registry.versions().unwrap().contains(&first));
 }
+
+#[test]
+fn a_file_size_limit_while_saving_gives_a_clear_error_and_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leads.csv");
+    let models = dir.path().join("models");
+    leadscore::sample::write_sample(&data, 3000, 4).unwrap();
+    let (data_s, models_s) = (data.to_str().unwrap(), models.to_str().unwrap());
+    let out = leadscore(&[
+        "train",
+        "--data",
+        data_s,
+        "--target",
+        "converted",
+        "--models",
+        models_s,
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = snapshot(&models);
+
+    // Files may grow to 8 KiB (a model is ~20 KiB); SIGXFSZ ignored, so writes fail with EFBIG
+    // as they would on a full disk.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 8; exec {} train --data {data_s} --target converted \
+             --models {models_s} --promote always --quiet",
+            env!("CARGO_BIN_EXE_leadscore")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("saving the model in"), "{err}");
+    assert!(err.contains("File too large"), "{err}");
+    assert_eq!(
+        snapshot(&models),
+        before,
+        "no partial version, CURRENT untouched"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&models)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files removed: {leftovers:?}"
+    );
+}
