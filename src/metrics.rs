@@ -160,8 +160,10 @@ pub struct CalibrationFit {
 }
 
 /// Fits [`CalibrationFit`] by Newton's method (two parameters, so each step solves a 2×2
-/// system) with step halving. `None` when either class is absent or every probability is the
-/// same (the slope is not identified).
+/// system) with step halving. `None` when the slope is not identified: either class absent,
+/// every probability the same, or wins and losses separated by their probabilities (every win
+/// scored at or above every loss, or the reverse: the likelihood then grows without bound as the
+/// slope does), or when Newton's method does not converge.
 pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<CalibrationFit> {
     let x: Vec<f64> = probabilities
         .iter()
@@ -176,6 +178,23 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
     }
     let first = *x.first()?;
     if x.iter().all(|&v| (v - first).abs() < 1e-12) {
+        return None;
+    }
+    let extreme = |class: bool, pick: fn(f64, f64) -> f64, start: f64| {
+        x.iter()
+            .zip(won)
+            .filter(|(_, w)| **w == class)
+            .fold(start, |acc, (&v, _)| pick(acc, v))
+    };
+    let (lowest_win, highest_win) = (
+        extreme(true, f64::min, f64::INFINITY),
+        extreme(true, f64::max, f64::NEG_INFINITY),
+    );
+    let (lowest_loss, highest_loss) = (
+        extreme(false, f64::min, f64::INFINITY),
+        extreme(false, f64::max, f64::NEG_INFINITY),
+    );
+    if highest_loss <= lowest_win || highest_win <= lowest_loss {
         return None;
     }
     // Negative log-likelihood, its gradient and Hessian in (intercept, slope).
@@ -210,6 +229,7 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
     };
     let (mut a, mut b) = (0.0, 1.0);
     let (mut nll, mut g, mut h) = evaluate(a, b);
+    let mut converged = false;
     for _ in 0..100 {
         let det = h[0] * h[2] - h[1] * h[1];
         if !(det.is_finite() && det > 0.0) {
@@ -234,10 +254,11 @@ pub fn calibration_fit(probabilities: &[f64], won: &[bool]) -> Option<Calibratio
         // rounding error of a sum over all leads, so it is no stopping rule). Newton converges
         // quadratically: after a step of 1e-7 the remaining error is far below what is reported.
         if moved < 1e-7 {
+            converged = true;
             break;
         }
     }
-    (a.is_finite() && b.is_finite()).then_some(CalibrationFit {
+    (converged && a.is_finite() && b.is_finite()).then_some(CalibrationFit {
         slope: b,
         intercept: a,
     })
@@ -396,5 +417,16 @@ mod tests {
         // A calibrated model: slope 1, intercept 0.
         assert_eq!(calibration_fit(&[0.3, 0.3], &[true, false]), None);
         assert_eq!(calibration_fit(&[0.2, 0.6], &[true, true]), None);
+        // Separated classes: the maximum likelihood slope is infinite, not a number to report.
+        assert_eq!(calibration_fit(&[0.2, 0.8], &[false, true]), None);
+        let p = [0.1, 0.2, 0.3, 0.6, 0.7, 0.9];
+        assert_eq!(
+            calibration_fit(&p, &[false, false, false, true, true, true]),
+            None
+        );
+        assert!(calibration_fit(&p, &[false, false, true, false, true, true]).is_some());
+        // Touching at one tied probability is still separation (quasi-complete).
+        let tied = [0.1, 0.3, 0.3, 0.9];
+        assert_eq!(calibration_fit(&tied, &[false, false, true, true]), None);
     }
 }

@@ -5,7 +5,7 @@
 //! overridden by name (`--kind "Lead Number=categorical"`).
 
 use crate::data::TextColumn;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -225,9 +225,11 @@ pub fn parse_flag(cell: &str) -> Option<bool> {
 pub fn parse_date(cell: &str) -> Option<NaiveDate> {
     // The date is what comes before a time part (`2024-03-01T10:20`, `1/5/2024 10:00`).
     let head = cell.trim().split([' ', 'T']).next().unwrap_or("");
+    // chrono's %Y also takes `24`: a two-digit year would become year 24, so insist on four.
     ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y"]
         .iter()
         .find_map(|format| NaiveDate::parse_from_str(head, format).ok())
+        .filter(|d| d.year() >= 1000)
 }
 
 /// What inference saw in a column, kept so the summary can explain each decision.
@@ -442,6 +444,7 @@ mod tests {
             assert_eq!(parse_date(s), Some(d), "{s}");
         }
         assert_eq!(parse_date("2024-13-01"), None);
+        assert_eq!(parse_date("3/5/24"), None, "two-digit years are ambiguous");
         assert_eq!(parse_date("hello"), None);
     }
 

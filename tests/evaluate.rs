@@ -242,7 +242,27 @@ fn backtest_metrics_match_independent_references() {
         assert!(close(row.ci_low, lo, 1e-9) && close(row.ci_high, hi, 1e-9));
         let rate = w as f64 / idx.len() as f64;
         assert!(close(row.difference, rate - base, 1e-12));
-        assert_eq!(row.significant, base < lo || base > hi);
+        // Newcombe's hybrid score interval for (this rate − the other leads' rate), times the
+        // other leads' share: the interval of (this rate − the average, which includes it).
+        let n_all = r.p.len() as u64;
+        let w_all = r.won.iter().filter(|&&x| x).count() as u64;
+        let (rest_n, rest_w) = (n_all - idx.len() as u64, w_all - w);
+        let (lo2, hi2) = wilson_by_roots(rest_w, rest_n);
+        let p2 = rest_w as f64 / rest_n as f64;
+        let share = rest_n as f64 / n_all as f64;
+        let low = share * (rate - p2 - ((rate - lo).powi(2) + (hi2 - p2).powi(2)).sqrt());
+        let high = share * (rate - p2 + ((hi - rate).powi(2) + (p2 - lo2).powi(2)).sqrt());
+        assert!(
+            close(row.difference_low, low, 1e-9),
+            "{} {low}",
+            row.difference_low
+        );
+        assert!(
+            close(row.difference_high, high, 1e-9),
+            "{} {high}",
+            row.difference_high
+        );
+        assert_eq!(row.significant, low > 0.0 || high < 0.0);
         let predicted = idx.iter().map(|&i| r.p[i]).sum::<f64>() / idx.len() as f64;
         assert!(close(row.mean_predicted, predicted, 1e-12));
     }
@@ -403,8 +423,12 @@ fn realized_mode_joins_the_log_and_counts_every_lead() {
             ("D", "2025-04-03T08:00:00Z", "v2", 0.4, "B"),
             // E: open.
             ("E", "2025-04-04T08:00:00Z", "v2", 0.1, "D"),
-            // F: scored on the day it closed (counts as before).
+            // F: scored on the day it closed, which is all its outcome date says: that
+            // prediction may know the outcome, so F is scored only after it.
             ("F", "2025-02-10T23:59:00Z", "v2", 0.8, "A"),
+            // H: its outcome has a time: one minute before counts, one minute after does not.
+            ("H", "2025-02-10T11:59:00Z", "v2", 0.7, "A"),
+            ("H", "2025-02-10T12:01:00Z", "v2", 0.95, "A"),
         ],
     );
     let outcomes = write(
@@ -416,7 +440,8 @@ fn realized_mode_joins_the_log_and_counts_every_lead() {
          C,Won,2025-04-01,Ana\n\
          E,Engaging,,Ben\n\
          F,Closed Won,2025-02-10,\n\
-         G,Lost,2025-02-11,Ana\n",
+         G,Lost,2025-02-11,Ana\n\
+         H,Won,2025-02-10 12:00:00,Ana\n",
     );
     let options = InputOptions {
         target: Some("status".into()),
@@ -427,16 +452,18 @@ fn realized_mode_joins_the_log_and_counts_every_lead() {
     let predictions = inputs::read_predictions(&log).unwrap();
     let table = read_csv(&outcomes).unwrap();
     let (leads, coverage) = inputs::realized(&predictions, &table, None, &options).unwrap();
-    assert_eq!(leads.probability, vec![0.6, 0.3, 0.8]);
+    assert_eq!(leads.probability, vec![0.6, 0.3, 0.7]);
     assert_eq!(leads.won, vec![true, false, true]);
     assert_eq!(coverage.evaluated, 3);
     assert_eq!(coverage.open, 1);
-    assert_eq!(coverage.scored_only_after_outcome, 1);
+    assert_eq!(coverage.scored_only_after_outcome, 2, "C and F");
     assert_eq!(coverage.predictions_without_outcome, 1, "D");
     assert_eq!(coverage.outcomes_without_prediction, 1, "G");
     assert_eq!(coverage.superseded_predictions, 1, "A's first");
-    assert_eq!(coverage.prediction_records, Some(8));
-    assert_eq!(coverage.predicted_leads, Some(6));
+    assert_eq!(coverage.predictions_after_outcome, 2, "B's and H's second");
+    assert_eq!(coverage.evaluated_without_cutoff, 0);
+    assert_eq!(coverage.prediction_records, Some(10));
+    assert_eq!(coverage.predicted_leads, Some(7));
     assert_eq!(coverage.model_versions.get("v1"), Some(&2));
     assert_eq!(coverage.model_versions.get("v2"), Some(&1));
     // Months default to the prediction's time; segments come from the outcomes file.
@@ -447,7 +474,7 @@ fn realized_mode_joins_the_log_and_counts_every_lead() {
         .map(|&c| month.labels[c as usize].as_str())
         .collect();
     assert_eq!(labels, ["2025-01", "2025-02", "2025-02"]);
-    assert_eq!(leads.segments[0].labels, ["Ana", "Ben", "(missing)"]);
+    assert_eq!(leads.segments[0].labels, ["Ana", "Ben"]);
 
     // Without --outcome-date, the latest prediction of each lead is used.
     let options = InputOptions {
@@ -455,8 +482,12 @@ fn realized_mode_joins_the_log_and_counts_every_lead() {
         ..options
     };
     let (leads, coverage) = inputs::realized(&predictions, &table, None, &options).unwrap();
-    assert_eq!(leads.probability, vec![0.6, 0.9, 0.5, 0.8]);
-    assert_eq!(coverage.superseded_predictions, 2);
+    assert_eq!(leads.probability, vec![0.6, 0.9, 0.5, 0.8, 0.95]);
+    assert_eq!(coverage.superseded_predictions, 3);
+    assert_eq!(
+        coverage.evaluated_without_cutoff, 5,
+        "every evaluated lead, unchecked"
+    );
 
     // A duplicated outcome row is refused with both lines named.
     let twice = write(dir.path(), "twice.csv", "lead_id,status\nA,Won\nA,Lost\n");

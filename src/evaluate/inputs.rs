@@ -5,10 +5,13 @@
 //!   counted as open.
 //! - **Realized**: the predictions the server made (its SQLite log, or a CSV written by
 //!   `leadscore score`) are joined by lead id with a CSV of outcomes. A lead scored several times
-//!   is evaluated with its **latest prediction made on or before the day its outcome became
-//!   known** (`--outcome-date`; without it, the latest prediction). Earlier predictions of the
-//!   lead are counted as superseded, later ones are never used: a prediction made after the
-//!   outcome was known would flatter the model.
+//!   is evaluated with its **latest prediction made before its outcome became known**
+//!   (`--outcome-date`): before that instant when the cell has a time, before that day when it
+//!   is a date only. Without a cutoff (no `--outcome-date`, an empty cell, a prediction without
+//!   a time) the latest prediction is used and the lead is counted in
+//!   `evaluated_without_cutoff`. Earlier predictions of the lead are counted as superseded,
+//!   later ones as `predictions_after_outcome`, never used: a prediction made after the outcome
+//!   was known would flatter the model.
 
 use super::{EvaluateError, Labels, Leads};
 use crate::data::{Table, read_csv};
@@ -53,6 +56,12 @@ pub struct Coverage {
     pub scored_only_after_outcome: u64,
     /// Predictions not used because the same lead has a later one (still before its outcome).
     pub superseded_predictions: u64,
+    /// Predictions of evaluated leads made after their outcome was known: never used.
+    pub predictions_after_outcome: u64,
+    /// Evaluated leads whose prediction could not be checked against the outcome time (no
+    /// `--outcome-date`, an empty cell, or predictions without times): the latest prediction
+    /// was used, which may postdate the outcome.
+    pub evaluated_without_cutoff: u64,
     /// Evaluated leads without a valid date, left out of the monthly table.
     pub without_month: u64,
     /// Model attributes absent from the backtest file (imputed as missing for every lead).
@@ -74,6 +83,8 @@ impl Coverage {
             outcomes_without_prediction: 0,
             scored_only_after_outcome: 0,
             superseded_predictions: 0,
+            predictions_after_outcome: 0,
+            evaluated_without_cutoff: 0,
             without_month: 0,
             absent_columns: Vec::new(),
             model_versions: BTreeMap::new(),
@@ -409,16 +420,27 @@ pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, EvaluateError> {
     }
 }
 
-fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Some(t.timestamp());
+/// A time in milliseconds since the epoch (UTC), and whether the text had a time of day:
+/// RFC 3339, `YYYY-MM-DD HH:MM[:SS[.fff]]` (read as UTC), or a date alone (midnight).
+fn parse_instant(text: &str) -> Option<(i64, bool)> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some((t.timestamp_millis(), true));
     }
-    parse_date(text).map(|d| {
-        d.and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp()
-    })
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some((t.and_utc().timestamp_millis(), true));
+        }
+    }
+    parse_date(text).map(|d| (start_of_day(d), false))
+}
+
+fn parse_time(text: &str) -> Option<i64> {
+    parse_instant(text).map(|(t, _)| t)
 }
 
 fn check_probability(p: f64) -> Result<f64, String> {
@@ -441,7 +463,7 @@ fn read_sqlite(path: &Path) -> Result<Vec<Prediction>, EvaluateError> {
     let mut statement = connection
         .prepare(
             "SELECT rowid, lead_id, scored_at, model_version, probability, grade \
-             FROM predictions",
+             FROM predictions ORDER BY rowid",
         )
         .map_err(sql)?;
     let mut rows = statement.query([]).map_err(sql)?;
@@ -501,18 +523,16 @@ fn read_predictions_csv(table: &Table) -> Result<Vec<Prediction>, EvaluateError>
     Ok(predictions)
 }
 
-/// The start of the day after `date`, in seconds (UTC): predictions before it were made on or
-/// before `date`.
-fn end_of_day(date: NaiveDate) -> i64 {
-    (date + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
+/// Midnight (UTC) at the start of `date`, in milliseconds.
+fn start_of_day(date: NaiveDate) -> i64 {
+    date.and_hms_opt(0, 0, 0)
         .expect("midnight")
         .and_utc()
-        .timestamp()
+        .timestamp_millis()
 }
 
-fn month_of_time(seconds: i64) -> Option<NaiveDate> {
-    DateTime::from_timestamp(seconds, 0).map(|t| t.date_naive())
+fn month_of_time(millis: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_millis(millis).map(|t| t.date_naive())
 }
 
 /// Realized: joins `predictions` with the outcomes in `outcomes` by lead id (see the module
@@ -609,28 +629,34 @@ pub fn realized(
                 if parser.missing.is_missing(cell) {
                     None
                 } else {
-                    Some(end_of_day(parse_date(cell).ok_or_else(|| {
-                        EvaluateError::Line {
-                            path: outcomes.path.display().to_string(),
-                            line,
-                            message: format!(
-                                "column {:?}: {cell:?} is not a date (use YYYY-MM-DD)",
-                                outcomes.headers[c]
-                            ),
-                        }
-                    })?))
+                    // A date alone: predictions of that day may already know the outcome, so
+                    // only those before the day count.
+                    let (at, _) = parse_instant(cell).ok_or_else(|| EvaluateError::Line {
+                        path: outcomes.path.display().to_string(),
+                        line,
+                        message: format!(
+                            "column {:?}: {cell:?} is not a date or time (use YYYY-MM-DD or \
+                             RFC 3339)",
+                            outcomes.headers[c]
+                        ),
+                    })?;
+                    Some(at)
                 }
             }
             None => None,
         };
         // The latest prediction made before the cutoff; among equal times the one listed last.
-        let (mut chosen, mut candidates) = (None::<u32>, 0u64);
+        let (mut chosen, mut candidates, mut all, mut unchecked) = (None::<u32>, 0u64, 0u64, false);
         let mut i = head;
         while i != u32::MAX {
             let p = &predictions[i as usize];
+            all += 1;
             let in_time = match (cutoff, p.scored_at) {
                 (Some(cut), Some(at)) => at < cut,
-                _ => true,
+                _ => {
+                    unchecked = true;
+                    true
+                }
             };
             if in_time {
                 candidates += 1;
@@ -649,6 +675,8 @@ pub fn realized(
             continue;
         };
         coverage.superseded_predictions += candidates - 1;
+        coverage.predictions_after_outcome += all - candidates;
+        coverage.evaluated_without_cutoff += unchecked as u64;
         let p = &predictions[chosen as usize];
         leads.probability.push(p.probability);
         leads.won.push(won);

@@ -428,6 +428,14 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
                 c.scored_only_after_outcome,
             ),
             ("superseded earlier predictions", c.superseded_predictions),
+            (
+                "predictions made after the outcome (not used)",
+                c.predictions_after_outcome,
+            ),
+            (
+                "evaluated without an outcome-time check",
+                c.evaluated_without_cutoff,
+            ),
         ]);
     }
     counts.push(("evaluated leads without a date", c.without_month));

@@ -47,6 +47,22 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             c.superseded_predictions
         )?;
     }
+    if c.predictions_after_outcome > 0 {
+        writeln!(
+            out,
+            "            {} predictions made after their lead's outcome was known: not used",
+            c.predictions_after_outcome
+        )?;
+    }
+    if c.evaluated_without_cutoff > 0 {
+        writeln!(
+            out,
+            "WARNING     {} leads evaluated without checking that their prediction came before \
+             the outcome (give --outcome-date; predictions need times): a prediction made after \
+             the outcome may flatter the model",
+            c.evaluated_without_cutoff
+        )?;
+    }
     if c.without_month > 0 {
         writeln!(
             out,
@@ -110,6 +126,22 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             pct(d.training_median),
             pct(d.evaluated_median)
         )?;
+        let versions = &e.coverage.model_versions;
+        if let Some(model) = &e.model_version
+            && !versions.is_empty()
+            && versions.keys().any(|v| v != model)
+        {
+            writeln!(
+                out,
+                "            (drift is measured against model {model}'s training; the predictions \
+                 came from {})",
+                versions
+                    .iter()
+                    .map(|(v, n)| format!("{v} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
     }
 
     writeln!(out)?;
@@ -166,8 +198,8 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
         };
         writeln!(
             out,
-            "closure rate {what} against the company average {} (! = significant at 95%, * = \
-             prediction outside the interval)",
+            "closure rate {what} against the company average {} (! = significant at 95% for \
+             the row alone, so about 1 row in 20 by chance; * = prediction outside the interval)",
             pct(m.realized_rate)
         )?;
         rates(out, &table.column, &table.rows)?;
@@ -231,7 +263,13 @@ fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
         "interval (pts)"
     )?;
     for r in rows {
-        let label: String = r.label.chars().take(width).collect();
+        // CRM labels are printed as data: control characters (escape sequences) become '?'.
+        let label: String = r
+            .label
+            .chars()
+            .take(width)
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         writeln!(
             out,
             "  {:<width$} {:>8} {:>7} {:>9} {:>14} {:>9} {:>8} {:>16} {}{}",

@@ -116,10 +116,14 @@ pub struct RateRow {
     pub mean_predicted: f64,
     /// realized_rate − the company average (the realized rate of all evaluated leads).
     pub difference: f64,
-    /// The interval shifted by the company average: ci_low − average, ci_high − average.
+    /// 95% interval of the difference. The average contains this group, so the difference is
+    /// (1 − share) × (rate here − rate of all other leads), where share is this group's share
+    /// of the leads; the interval is Newcombe's hybrid score interval for the difference of the
+    /// two rates (from their Wilson intervals), scaled by (1 − share).
     pub difference_low: f64,
     pub difference_high: f64,
-    /// The company average lies outside the interval: the difference is not chance (at 95%).
+    /// The difference interval excludes 0: not chance, at 95% for this row alone (with k rows,
+    /// about 0.05·k rows are flagged by chance when nothing differs).
     pub significant: bool,
     /// The mean prediction lies outside the interval: the model misjudges this group.
     pub prediction_outside: bool,
@@ -133,6 +137,8 @@ pub fn rate_rows(
     won: &[bool],
     average: f64,
 ) -> Vec<RateRow> {
+    let all_leads = won.len() as u64;
+    let all_wins = won.iter().filter(|&&w| w).count() as u64;
     let mut sums = vec![(0u64, 0u64, 0.0f64); labels.labels.len()];
     for ((&code, &p), &w) in labels.codes.iter().zip(probabilities).zip(won) {
         if code == Labels::NONE {
@@ -152,6 +158,8 @@ pub fn rate_rows(
             let (ci_low, ci_high) = wilson_interval(wins, leads, Z_95);
             let realized_rate = wins as f64 / leads as f64;
             let mean_predicted = total / leads as f64;
+            let (difference_low, difference_high) =
+                difference_interval(wins, leads, all_wins - wins, all_leads - leads);
             RateRow {
                 label: label.clone(),
                 leads,
@@ -161,13 +169,33 @@ pub fn rate_rows(
                 ci_high,
                 mean_predicted,
                 difference: realized_rate - average,
-                difference_low: ci_low - average,
-                difference_high: ci_high - average,
-                significant: average < ci_low || average > ci_high,
+                difference_low,
+                difference_high,
+                significant: difference_low > 0.0 || difference_high < 0.0,
                 prediction_outside: mean_predicted < ci_low || mean_predicted > ci_high,
             }
         })
         .collect()
+}
+
+/// 95% interval of (group rate − average rate) for a group of `leads` with `wins` and the
+/// `rest_leads` other leads with `rest_wins`: Newcombe's hybrid score interval for the difference
+/// of the two rates, scaled by the rest's share (see [`RateRow::difference_low`]).
+fn difference_interval(wins: u64, leads: u64, rest_wins: u64, rest_leads: u64) -> (f64, f64) {
+    if rest_leads == 0 {
+        return (0.0, 0.0);
+    }
+    let (p1, p2) = (
+        wins as f64 / leads as f64,
+        rest_wins as f64 / rest_leads as f64,
+    );
+    let (l1, u1) = wilson_interval(wins, leads, Z_95);
+    let (l2, u2) = wilson_interval(rest_wins, rest_leads, Z_95);
+    let d = p1 - p2;
+    let low = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
+    let high = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
+    let rest_share = rest_leads as f64 / (leads + rest_leads) as f64;
+    (rest_share * low, rest_share * high)
 }
 
 /// Closure rates per value of one `--by` column (largest groups first) or per month (in order).
@@ -299,7 +327,14 @@ mod tests {
         );
         assert!(rows[0].significant && rows[1].significant);
         assert!((rows[0].difference - 0.3).abs() < 1e-12);
-        assert!((rows[0].difference_low - (rows[0].ci_low - 0.5)).abs() < 1e-12);
+        // By hand (Python, z = 1.959964): Wilson intervals Ana 80/100 [0.711171, 0.866633], the
+        // other 101 leads 21/101 [0.140208, 0.297037]; Newcombe's lower bound of the rate
+        // difference, times the others' share 101/201: 0.234286.
+        assert!(
+            (rows[0].difference_low - 0.234286).abs() < 1e-5,
+            "{}",
+            rows[0].difference_low
+        );
         assert!(rows[0].prediction_outside);
     }
 }
