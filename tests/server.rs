@@ -1042,12 +1042,19 @@ async fn calls_without_the_bearer_token_are_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let info = client
-        .get_model_info(request(Some("Bearer s3cret-token")))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(info.model_version, "test-a");
+    // The scheme is case-insensitive (RFC 7235).
+    for token in [
+        "Bearer s3cret-token",
+        "bearer s3cret-token",
+        "BEARER s3cret-token",
+    ] {
+        let info = client
+            .get_model_info(request(Some(token)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.model_version, "test-a");
+    }
 
     // Reflection needs the token too; health stays open for load balancers.
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
