@@ -818,6 +818,41 @@ async fn health_is_not_serving_until_a_model_loads_and_from_shutdown() {
         .unwrap();
 }
 
+/// A version directory copied under another name serves under that name, loaded once: the
+/// watcher compares `CURRENT` with the name it loaded, not with the artifact's `model_version`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_renamed_on_disk_is_loaded_once() {
+    let f = fixture();
+    let models = registry(&[&f.a], Some("test-a"));
+    let renamed = models.path().join("renamed-a");
+    std::fs::create_dir(&renamed).unwrap();
+    for entry in std::fs::read_dir(models.path().join("test-a")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), renamed.join(entry.file_name())).unwrap();
+    }
+    let server = start_serving(models.path(), |_| {}).await;
+    let ok = r#"leadscore_model_reloads_total{result="ok"}"#;
+    assert_eq!(server.metric(ok).await, 1.0);
+    Registry::new(models.path()).promote("renamed-a").unwrap();
+    let version_info = r#"leadscore_model_version_info{version="renamed-a"}"#;
+    eventually("the renamed version in service", || async {
+        server.metric(version_info).await == 1.0
+    })
+    .await;
+    // Twenty reload intervals (25 ms each) later, still exactly one more load.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.metric(ok).await, 2.0);
+    let info = server
+        .client()
+        .await
+        .get_model_info(pb::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.model_version, "test-a", "the artifact's own version");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_service() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;

@@ -30,7 +30,7 @@ pub mod wire;
 
 use crate::pb;
 use crate::registry::Registry;
-use holder::{ModelHolder, Watcher};
+use holder::{Lifecycle, ModelHolder, Watcher};
 use metrics::Metrics;
 use predlog::{PredictionLog, PredictionLogConfig};
 use service::{LeadScoringService, SERVICE_NAME, Shared};
@@ -197,6 +197,7 @@ pub async fn run(
     };
     health.set_service_status("", initial).await;
     health.set_service_status(SERVICE_NAME, initial).await;
+    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
     let reflection = tonic_reflection::server::Builder::configure()
@@ -233,8 +234,7 @@ pub async fn run(
             registry: Registry::new(models),
             holder: holder.clone(),
             metrics: metrics.clone(),
-            health: health.clone(),
-            service_name: SERVICE_NAME,
+            lifecycle: lifecycle.clone(),
             interval: reload_interval,
         };
         tasks.push(tokio::spawn(watcher.run(stopped.clone())));
@@ -251,17 +251,13 @@ pub async fn run(
 
     let (draining, drain_started) = oneshot::channel();
     let signal = {
-        let health = health.clone();
+        let lifecycle = lifecycle.clone();
         let stop = stop.clone();
         async move {
             shutdown.await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            health
-                .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-                .await;
-            // The reload watcher stops too: no model swap during the drain.
+            // From here on no reload swaps the model or turns health SERVING again.
+            lifecycle.shut_down().await;
+            // The reload watcher stops too.
             let _ = stop.send(true);
             tracing::info!("shutting down: finishing the calls in flight");
             let _ = draining.send(());
