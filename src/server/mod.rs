@@ -219,13 +219,11 @@ pub async fn run(
         .add_service(InterceptedService::new(reflection, auth.clone()));
 
     let mut tasks = Vec::new();
-    if let Some(listener) = metrics_listener {
-        tasks.push(tokio::spawn(metrics::serve(
-            listener,
-            metrics.clone(),
-            stopped.clone(),
-        )));
-    }
+    // The metrics endpoint stops last, after the prediction log is closed, so the final
+    // written/dropped counts can still be scraped during the shutdown.
+    let (stop_metrics, metrics_stopped) = watch::channel(false);
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
     let router = if noop {
         router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
     } else {
@@ -281,8 +279,12 @@ pub async fn run(
         let _ = task.await;
     }
     if let Some(log) = prediction_log {
-        let _ = tokio::task::spawn_blocking(move || log.close()).await;
-        tracing::info!("prediction log flushed");
+        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
+        tracing::info!("prediction log closed");
+    }
+    let _ = stop_metrics.send(true);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
     }
     result
 }
