@@ -252,13 +252,17 @@ impl Watcher {
             Ok(model) => {
                 let previous = loaded.clone();
                 let served = Arc::new(Served::new(model));
-                if !self.lifecycle.serve_with(|| self.holder.swap(served)).await {
+                // The metrics change with the model, before health says SERVING.
+                let swap = || {
+                    self.holder.swap(served);
+                    self.metrics.set_model_version(&version);
+                    self.metrics.reloads.with_label_values(&["ok"]).inc();
+                };
+                if !self.lifecycle.serve_with(swap).await {
                     tracing::info!(%version, "shutting down: the version loaded is not swapped in");
                     return;
                 }
                 *loaded = Some(version.clone());
-                self.metrics.set_model_version(&version);
-                self.metrics.reloads.with_label_values(&["ok"]).inc();
                 *refused = None;
                 match previous {
                     Some(previous) => {
