@@ -633,6 +633,11 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
         status.message()
     );
     assert_eq!(field_violation(&status), "leads");
+    // One byte over the request limit: refused by tonic before it is read.
+    let status = raw_call(&server, "ScoreLeads", vec![0; 1000 * 16 * 1024 + 1])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
 
     // ~8M empty map entries (all named ""), then 40 distinct unused names: one short warning.
     let mut lead = [0x12, 0x00].repeat(almost_16_mib / 2 - 1024);

@@ -49,6 +49,28 @@ use tonic_health::ServingStatus;
 /// Default for `--max-batch`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 
+/// Largest request accepted whatever `--max-batch` is: a handler holds its whole request in
+/// memory, so this (times the calls in progress) bounds what clients can make the server hold.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// HTTP/2 streams (calls) one connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Calls one connection may have in progress at once; further calls wait for a slot.
+pub const CONCURRENCY_PER_CONNECTION: usize = 64;
+
+/// Longest a call may take from its arrival to its response, reading the request included
+/// (a client's shorter `grpc-timeout` wins); then it fails with `CANCELLED`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest request accepted with this `--max-batch`: room for a full batch of wide leads (16 KiB
+/// each), never below tonic's 4 MiB default nor above [`MAX_MESSAGE_BYTES`].
+pub fn max_message_bytes(max_batch: usize) -> usize {
+    max_batch
+        .saturating_mul(16 * 1024)
+        .clamp(4 << 20, MAX_MESSAGE_BYTES)
+}
+
 /// Everything the server is told, validated by the caller (the CLI).
 pub struct Config {
     /// The model registry served from and watched for new versions.
@@ -206,7 +228,10 @@ pub async fn run(
         .build_v1()
         .expect("the descriptor set compiled by build.rs is valid");
 
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT);
     if let Some(tls) = &tls {
         builder = builder
             .tls_config(
@@ -242,8 +267,7 @@ pub async fn run(
             auth,
             predictions: prediction_log.as_ref().map(PredictionLog::sender),
             max_batch,
-            // Room for a full batch of wide leads, and never below tonic's 4 MiB default.
-            max_message_bytes: (max_batch.saturating_mul(16 * 1024)).max(4 << 20),
+            max_message_bytes: max_message_bytes(max_batch),
         }))
     };
 
@@ -287,4 +311,17 @@ pub async fn run(
         let _ = task.await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_size_limit_follows_the_batch_size_within_bounds() {
+        assert_eq!(max_message_bytes(1), 4 << 20);
+        assert_eq!(max_message_bytes(DEFAULT_MAX_BATCH), 1000 * 16 * 1024);
+        assert_eq!(max_message_bytes(100_000), MAX_MESSAGE_BYTES);
+        assert_eq!(max_message_bytes(usize::MAX), MAX_MESSAGE_BYTES);
+    }
 }

@@ -39,7 +39,7 @@ pub struct Shared {
     pub predictions: Option<PredictionSender>,
     /// Most leads accepted in one `ScoreLeads` call.
     pub max_batch: usize,
-    /// Largest request accepted, in bytes (tonic answers `RESOURCE_EXHAUSTED` above it).
+    /// Largest request accepted, in bytes (tonic answers `OUT_OF_RANGE` above it).
     pub max_message_bytes: usize,
 }
 
