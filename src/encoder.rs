@@ -25,6 +25,32 @@ pub enum RawValue<'a> {
     Flag(bool),
 }
 
+/// Most characters of a client's text echoed back in an error or a warning: a 16 MiB value must
+/// not come back as a 16 MiB (escaped, up to ~100 MB) message.
+pub const ECHO_CHARS: usize = 64;
+
+/// The first [`ECHO_CHARS`] characters of `text` (cut on a character boundary), and whether
+/// anything was cut off.
+pub fn echo_prefix(text: &str) -> (&str, bool) {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((end, _)) => (&text[..end], true),
+        None => (text, false),
+    }
+}
+
+/// Client text in a message: quoted and escaped as `{:?}` would, and when longer than
+/// [`ECHO_CHARS`] characters, cut there and followed by `…` and the full size.
+pub struct Quoted<'a>(pub &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match echo_prefix(self.0) {
+            (all, false) => write!(f, "{all:?}"),
+            (prefix, true) => write!(f, "{prefix:?}… ({} bytes)", self.0.len()),
+        }
+    }
+}
+
 /// A value that cannot be used, naming the field (attribute) it belongs to.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("field {field:?}: {message}")]
@@ -231,7 +257,7 @@ impl Attribute {
                     RawValue::Number(v) => v,
                     RawValue::Flag(b) => b as u8 as f64,
                     RawValue::Text(t) => parse_number(t)
-                        .ok_or_else(|| self.invalid(format!("{t:?} is not a number")))?,
+                        .ok_or_else(|| self.invalid(format!("{} is not a number", Quoted(t))))?,
                 };
                 out[0] = (x.clamp(*min, *max) - mean) / scale;
                 Ok(Reading::Number(x))
@@ -256,7 +282,8 @@ impl Attribute {
                     }
                     RawValue::Text(t) => parse_flag(t).ok_or_else(|| {
                         self.invalid(format!(
-                            "{t:?} is not a yes/no value (use yes/no, true/false or 1/0)"
+                            "{} is not a yes/no value (use yes/no, true/false or 1/0)",
+                            Quoted(t)
                         ))
                     })?,
                 };
@@ -710,6 +737,18 @@ pub fn encode_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_text_is_cut_after_64_characters_on_a_character_boundary() {
+        assert_eq!(Quoted("teal").to_string(), "\"teal\"");
+        assert_eq!(Quoted("a\"b").to_string(), format!("{:?}", "a\"b"));
+        let exact = "é".repeat(ECHO_CHARS);
+        assert_eq!(Quoted(&exact).to_string(), format!("{exact:?}"));
+        let long = "é".repeat(8 << 20); // 16 MiB of two-byte characters
+        let shown = Quoted(&long).to_string();
+        assert_eq!(shown, format!("{exact:?}… ({} bytes)", 16 << 20));
+        assert_eq!(echo_prefix(&long), (exact.as_str(), true));
+    }
     use crate::data::TextColumn;
 
     fn column(cells: &[&str]) -> TextColumn {

@@ -4,7 +4,7 @@
 //! score, and a record of how it was trained. Scoring is plain arithmetic over it (architecture
 //! invariant: only `train` touches linfa), so the server needs nothing but this file.
 
-use crate::encoder::{FeatureEncoder, RateStat, RawValue, Reading, ValueError};
+use crate::encoder::{FeatureEncoder, Quoted, RateStat, RawValue, Reading, ValueError};
 use crate::metrics::{CalibrationBin, Summary};
 use crate::schema::Kind;
 use serde::{Deserialize, Serialize};
@@ -332,8 +332,9 @@ impl Model {
                     label,
                     unseen: true,
                 } => warnings.push(format!(
-                    "{}: category {label:?} not seen in training, treated as a rare level",
-                    attribute.name
+                    "{}: category {} not seen in training, treated as a rare level",
+                    attribute.name,
+                    Quoted(label)
                 )),
                 _ => {}
             }

@@ -574,6 +574,167 @@ async fn unusable_values_are_invalid_argument_naming_the_field() {
     server.stop().await;
 }
 
+/// Sends raw bytes to a `LeadScoring` method.
+async fn raw_call(
+    server: &Running,
+    method: &str,
+    body: Vec<u8>,
+) -> Result<prost::bytes::Bytes, tonic::Status> {
+    let mut raw = tonic::client::Grpc::new(server.channel().await);
+    raw.ready().await.unwrap();
+    raw.unary(
+        Request::new(prost::bytes::Bytes::from(body)),
+        format!("/leadscore.v1.LeadScoring/{method}")
+            .parse()
+            .unwrap(),
+        leadscore::server::codec::RawCodec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+fn field_violation(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .bad_request()
+        .expect("BadRequest details")
+        .field_violations[0]
+        .field
+        .clone()
+}
+
+/// Requests near the size limit built to make the server allocate or echo a lot: each is
+/// refused (or answered) with a short message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_input_costs_little_and_is_echoed_briefly() {
+    use prost::Message;
+    let f = fixture();
+    let models = registry(&[&f.a], Some("test-a"));
+    let server = start_serving(models.path(), |_| {}).await;
+    let mut client = server.client().await;
+    let model = model(&f.a);
+    let numeric = attribute_of_kind(&model, "numeric");
+    let categorical = attribute_of_kind(&model, "categorical");
+    // The request limit at the default --max-batch: 1000 × 16 KiB.
+    let almost_16_mib = 1000 * 16 * 1024 - 64;
+
+    // ~8M empty leads: refused at the 1001st, with the usual status.
+    let status = raw_call(
+        &server,
+        "ScoreLeads",
+        [0x0a, 0x00].repeat(almost_16_mib / 2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("at most 1000"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(field_violation(&status), "leads");
+    // One byte over the request limit: refused by tonic before it is read.
+    let status = raw_call(&server, "ScoreLeads", vec![0; 1000 * 16 * 1024 + 1])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
+
+    // ~8M empty map entries (all named ""), then 40 distinct unused names: one short warning.
+    let mut lead = [0x12, 0x00].repeat(almost_16_mib / 2 - 1024);
+    for i in 0..40 {
+        let name = format!("unused {i:02}");
+        lead.extend([0x12, name.len() as u8 + 2, 0x0a, name.len() as u8]);
+        lead.extend(name.as_bytes());
+    }
+    let mut request = vec![0x0a];
+    prost::encoding::encode_varint(lead.len() as u64, &mut request);
+    request.extend(&lead);
+    let response = raw_call(&server, "ScoreLead", request).await.unwrap();
+    let response = pb::ScoreLeadResponse::decode(response).unwrap();
+    let warning = &response.warnings[0];
+    assert!(
+        warning.len() < 400,
+        "{} bytes: {warning:.400}",
+        warning.len()
+    );
+    assert!(
+        warning.starts_with("fields not used by model test-a, ignored: , unused 00, unused 01,"),
+        "{warning}"
+    );
+    assert!(warning.ends_with("unused 14 and 25 more"), "{warning}");
+
+    // A 1 MiB text: the error and the warning show its first 64 characters.
+    let long = "x".repeat(1 << 20);
+    let lead_with = |name: &str, value: pb::FieldValue| pb::Lead {
+        lead_id: "long".into(),
+        fields: [(name.to_string(), value)].into_iter().collect(),
+    };
+    let status = client
+        .score_lead(score_request(lead_with(&numeric, text(&long)), 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let shown = format!("\"{}\"… ({} bytes)", &long[..64], long.len());
+    assert!(status.message().len() < 300, "{:.300}", status.message());
+    assert!(status.message().contains(&shown), "{}", status.message());
+    let response = client
+        .score_lead(score_request(lead_with(&categorical, text(&long)), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let warnings = response.warnings.join("\n");
+    assert!(warnings.len() < 1000, "{warnings:.1000}");
+    assert!(
+        warnings.contains(&format!("{categorical}: category {shown} not seen")),
+        "{warnings}"
+    );
+    // So is a long unused field name.
+    let response = client
+        .score_lead(score_request(lead_with(&long, text("1")), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        response.warnings[0].ends_with(&format!("ignored: {}…", &long[..64])),
+        "{:.200}",
+        response.warnings[0]
+    );
+
+    // Lead ids: 256 bytes are fine, 257 are refused, naming the lead.
+    let with_id = |bytes: usize| pb::Lead {
+        lead_id: "é".repeat(bytes / 2) + &"x".repeat(bytes % 2),
+        fields: HashMap::new(),
+    };
+    let ok = client
+        .score_lead(score_request(with_id(256), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.lead_id.len(), 256);
+    let status = client
+        .score_lead(score_request(with_id(257), 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_violation(&status), "lead.lead_id");
+    assert!(
+        status.message().contains("at most 256"),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .score_leads(pb::ScoreLeadsRequest {
+            leads: vec![with_id(3), with_id(100_000)],
+            explain: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_violation(&status), "leads[1].lead_id");
+    assert!(status.message().len() < 200, "{:.200}", status.message());
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_info_describes_the_model_in_service() {
     let f = fixture();
@@ -660,6 +821,41 @@ async fn health_is_not_serving_until_a_model_loads_and_from_shutdown() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// A version directory copied under another name serves under that name, loaded once: the
+/// watcher compares `CURRENT` with the name it loaded, not with the artifact's `model_version`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_renamed_on_disk_is_loaded_once() {
+    let f = fixture();
+    let models = registry(&[&f.a], Some("test-a"));
+    let renamed = models.path().join("renamed-a");
+    std::fs::create_dir(&renamed).unwrap();
+    for entry in std::fs::read_dir(models.path().join("test-a")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), renamed.join(entry.file_name())).unwrap();
+    }
+    let server = start_serving(models.path(), |_| {}).await;
+    let ok = r#"leadscore_model_reloads_total{result="ok"}"#;
+    assert_eq!(server.metric(ok).await, 1.0);
+    Registry::new(models.path()).promote("renamed-a").unwrap();
+    let version_info = r#"leadscore_model_version_info{version="renamed-a"}"#;
+    eventually("the renamed version in service", || async {
+        server.metric(version_info).await == 1.0
+    })
+    .await;
+    // Twenty reload intervals (25 ms each) later, still exactly one more load.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.metric(ok).await, 2.0);
+    let info = server
+        .client()
+        .await
+        .get_model_info(pb::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.model_version, "test-a", "the artifact's own version");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -886,12 +1082,19 @@ async fn calls_without_the_bearer_token_are_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let info = client
-        .get_model_info(request(Some("Bearer s3cret-token")))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(info.model_version, "test-a");
+    // The scheme is case-insensitive (RFC 7235).
+    for token in [
+        "Bearer s3cret-token",
+        "bearer s3cret-token",
+        "BEARER s3cret-token",
+    ] {
+        let info = client
+            .get_model_info(request(Some(token)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.model_version, "test-a");
+    }
 
     // Reflection needs the token too; health stays open for load balancers.
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;

@@ -30,7 +30,8 @@ pub struct ServeArgs {
     /// Seconds between checks of models/CURRENT for a new version.
     #[arg(long, default_value_t = 2.0)]
     reload_interval: f64,
-    /// Most leads accepted in one ScoreLeads call (more: INVALID_ARGUMENT).
+    /// Most leads accepted in one ScoreLeads call (more: INVALID_ARGUMENT). Requests may be
+    /// max(4 MiB, 16 KiB × N) large, never more than 64 MiB.
     #[arg(long, default_value_t = server::DEFAULT_MAX_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_batch: u32,
     /// TLS certificate chain (PEM); requires --tls-key.

@@ -1,8 +1,9 @@
 //! Bearer-token authentication: `authorization: Bearer <token>` on every scoring and reflection
 //! call (health checks stay open, so load balancers can probe without the secret).
 //!
-//! The presented header and the expected one are both hashed with SHA-256 and the digests
-//! compared in constant time (`subtle`), so neither the comparison's duration nor an early exit
+//! The scheme is matched case-insensitively (`Bearer`, `bearer`: RFC 7235 says schemes are), the
+//! token exactly. The presented token and the expected one are both hashed with SHA-256 and the
+//! digests compared in constant time (`subtle`), so neither the comparison's duration nor an early exit
 //! on a length mismatch says how much of a guess was right. The token is never logged.
 
 use sha2::{Digest, Sha256};
@@ -14,7 +15,7 @@ use tonic::codegen::http;
 /// Checks the `authorization` header; without a token every call passes.
 #[derive(Clone, Default)]
 pub struct BearerAuth {
-    /// SHA-256 of `Bearer <token>`; `None` when auth is off.
+    /// SHA-256 of the token; `None` when auth is off.
     expected: Option<Arc<[u8; 32]>>,
 }
 
@@ -30,7 +31,7 @@ impl BearerAuth {
     /// `token: None` turns authentication off.
     pub fn new(token: Option<&str>) -> BearerAuth {
         BearerAuth {
-            expected: token.map(|t| Arc::new(digest(format!("Bearer {t}").as_bytes()))),
+            expected: token.map(|t| Arc::new(digest(t.as_bytes()))),
         }
     }
 
@@ -48,7 +49,17 @@ impl BearerAuth {
                 "missing authorization header (send `authorization: Bearer <token>`)",
             ));
         };
-        if bool::from(digest(presented).ct_eq(expected.as_ref())) {
+        // `Bearer` plus at least one space (RFC 7235: `1*SP`); the scheme is no secret, so this
+        // check need not be constant-time.
+        let token = match presented.split_at_checked(SCHEME.len()) {
+            Some((scheme, rest))
+                if scheme.eq_ignore_ascii_case(SCHEME) && rest.first() == Some(&b' ') =>
+            {
+                rest.trim_ascii_start()
+            }
+            _ => return Err(Status::unauthenticated("invalid bearer token")),
+        };
+        if bool::from(digest(token).ct_eq(expected.as_ref())) {
             Ok(())
         } else {
             Err(Status::unauthenticated("invalid bearer token"))
@@ -72,6 +83,9 @@ impl tonic::service::Interceptor for BearerAuth {
         Ok(request)
     }
 }
+
+/// The authentication scheme, compared ignoring ASCII case.
+const SCHEME: &[u8] = b"Bearer";
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -97,11 +111,21 @@ mod tests {
     #[test]
     fn accepts_only_the_exact_bearer_token() {
         let auth = BearerAuth::new(Some("s3cret"));
-        assert!(auth.check(Some(b"Bearer s3cret")).is_ok());
+        for good in [
+            &b"Bearer s3cret"[..],
+            b"bearer s3cret",
+            b"BEARER s3cret",
+            b"Bearer   s3cret",
+        ] {
+            assert!(auth.check(Some(good)).is_ok(), "{good:?}");
+        }
         for bad in [
             &b"Bearer s3cre"[..],
             b"Bearer s3cret ",
-            b"bearer s3cret",
+            b"Bearers3cret",
+            b"Basic s3cret",
+            b"Bearer ",
+            b"Bearer",
             b"s3cret",
             b"",
         ] {

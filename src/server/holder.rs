@@ -10,6 +10,9 @@
 //! (0, 1)), and swaps it in. A version that fails is refused: logged as an error, counted in
 //! `leadscore_model_reloads_total{result="failed"}`, and the old model keeps serving; it is
 //! retried only when `CURRENT` or that version's file changes.
+//!
+//! Health changes go through [`Lifecycle`], which orders them with shutdown: a load that
+//! finishes after shutdown began neither swaps the model nor turns health back to `SERVING`.
 
 use super::metrics::Metrics;
 use crate::encoder::RawValue;
@@ -112,6 +115,52 @@ impl ModelHolder {
     }
 }
 
+/// The server's health, ordered with shutdown.
+pub struct Lifecycle {
+    health: HealthReporter,
+    /// The service name whose health follows the model (besides the overall "" entry).
+    service_name: &'static str,
+    /// True once shutdown has begun. Held across every transition, so a reload finishing during
+    /// shutdown cannot turn health back to `SERVING` after shutdown turned it `NOT_SERVING`.
+    stopping: tokio::sync::Mutex<bool>,
+}
+
+impl Lifecycle {
+    pub fn new(health: HealthReporter, service_name: &'static str) -> Lifecycle {
+        Lifecycle {
+            health,
+            service_name,
+            stopping: tokio::sync::Mutex::new(false),
+        }
+    }
+
+    async fn set(&self, status: ServingStatus) {
+        self.health.set_service_status("", status).await;
+        self.health
+            .set_service_status(self.service_name, status)
+            .await;
+    }
+
+    /// Runs `swap` and turns health `SERVING`, unless shutdown has begun; then does neither and
+    /// returns false.
+    async fn serve_with(&self, swap: impl FnOnce()) -> bool {
+        let stopping = self.stopping.lock().await;
+        if *stopping {
+            return false;
+        }
+        swap();
+        self.set(ServingStatus::Serving).await;
+        true
+    }
+
+    /// Turns health `NOT_SERVING` for good.
+    pub async fn shut_down(&self) {
+        let mut stopping = self.stopping.lock().await;
+        *stopping = true;
+        self.set(ServingStatus::NotServing).await;
+    }
+}
+
 /// The version last refused, so a broken promotion is reported once, not on every poll.
 #[derive(Debug, Clone, PartialEq)]
 struct Attempt {
@@ -119,24 +168,34 @@ struct Attempt {
     modified: Option<SystemTime>,
 }
 
+/// What the watcher remembers between polls.
+#[derive(Debug, Default)]
+struct WatchState {
+    /// The version (directory name, as `CURRENT` names it) the model in service was loaded
+    /// from. Compared with `CURRENT` rather than the artifact's own `model_version`, which may
+    /// differ (a version directory copied under another name) and would reload it forever.
+    loaded: Option<String>,
+    /// The last version refused, not retried until it changes.
+    refused: Option<Attempt>,
+    /// The last error reading `CURRENT`, logged once.
+    last_error: Option<String>,
+}
+
 /// What the watcher needs.
 pub struct Watcher {
     pub registry: Registry,
     pub holder: Arc<ModelHolder>,
     pub metrics: Arc<Metrics>,
-    pub health: HealthReporter,
-    /// The service name whose health follows the model (besides the overall "" entry).
-    pub service_name: &'static str,
+    pub lifecycle: Arc<Lifecycle>,
     pub interval: Duration,
 }
 
 impl Watcher {
     /// Loads the version in service now, then polls until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut refused: Option<Attempt> = None;
-        let mut last_error: Option<String> = None;
+        let mut state = WatchState::default();
         loop {
-            self.check(&mut refused, &mut last_error).await;
+            self.check(&mut state).await;
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = stop.wait_for(|&stopped| stopped) => return,
@@ -144,7 +203,12 @@ impl Watcher {
         }
     }
 
-    async fn check(&self, refused: &mut Option<Attempt>, last_error: &mut Option<String>) {
+    async fn check(&self, state: &mut WatchState) {
+        let WatchState {
+            loaded,
+            refused,
+            last_error,
+        } = state;
         let version = match self.registry.current_version() {
             Ok(Some(version)) => version,
             other => {
@@ -167,11 +231,7 @@ impl Watcher {
             }
         };
         *last_error = None;
-        if self
-            .holder
-            .get()
-            .is_some_and(|model| model.version() == version)
-        {
+        if loaded.as_ref() == Some(&version) {
             return;
         }
         let attempt = Attempt {
@@ -185,15 +245,24 @@ impl Watcher {
         }
         let registry = self.registry.clone();
         let loading = version.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_and_validate(&registry, &loading))
+        let outcome = tokio::task::spawn_blocking(move || load_and_validate(&registry, &loading))
             .await
             .unwrap_or_else(|panic| Err(format!("loading panicked: {panic}")));
-        match loaded {
+        match outcome {
             Ok(model) => {
-                let previous = self.holder.get().map(|m| m.version().to_string());
-                self.holder.swap(Arc::new(Served::new(model)));
-                self.metrics.set_model_version(&version);
-                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                let previous = loaded.clone();
+                let served = Arc::new(Served::new(model));
+                // The metrics change with the model, before health says SERVING.
+                let swap = || {
+                    self.holder.swap(served);
+                    self.metrics.set_model_version(&version);
+                    self.metrics.reloads.with_label_values(&["ok"]).inc();
+                };
+                if !self.lifecycle.serve_with(swap).await {
+                    tracing::info!(%version, "shutting down: the version loaded is not swapped in");
+                    return;
+                }
+                *loaded = Some(version.clone());
                 *refused = None;
                 match previous {
                     Some(previous) => {
@@ -201,12 +270,6 @@ impl Watcher {
                     }
                     None => tracing::info!(%version, "model loaded"),
                 }
-                self.health
-                    .set_service_status("", ServingStatus::Serving)
-                    .await;
-                self.health
-                    .set_service_status(self.service_name, ServingStatus::Serving)
-                    .await;
             }
             Err(error) => {
                 self.metrics.reloads.with_label_values(&["failed"]).inc();
@@ -243,4 +306,45 @@ pub fn load_and_validate(registry: &Registry, version: &str) -> Result<Model, St
         ));
     }
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response};
+
+    async fn status(service: &tonic_health::server::HealthService, name: &str) -> i32 {
+        service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    }
+
+    /// A reload that finishes after shutdown began neither swaps the model nor turns health
+    /// back to SERVING.
+    #[tokio::test]
+    async fn nothing_turns_serving_after_shutdown() {
+        let reporter = HealthReporter::new();
+        let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+        let lifecycle = Lifecycle::new(reporter, "svc");
+        let serving = health_check_response::ServingStatus::Serving as i32;
+        let not_serving = health_check_response::ServingStatus::NotServing as i32;
+
+        let mut swapped = 0;
+        assert!(lifecycle.serve_with(|| swapped += 1).await);
+        assert_eq!(swapped, 1);
+        assert_eq!(status(&service, "svc").await, serving);
+        assert_eq!(status(&service, "").await, serving);
+
+        lifecycle.shut_down().await;
+        assert!(!lifecycle.serve_with(|| swapped += 1).await);
+        assert_eq!(swapped, 1);
+        assert_eq!(status(&service, "svc").await, not_serving);
+        assert_eq!(status(&service, "").await, not_serving);
+    }
 }

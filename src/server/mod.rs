@@ -30,7 +30,7 @@ pub mod wire;
 
 use crate::pb;
 use crate::registry::Registry;
-use holder::{ModelHolder, Watcher};
+use holder::{Lifecycle, ModelHolder, Watcher};
 use metrics::Metrics;
 use predlog::{PredictionLog, PredictionLogConfig};
 use service::{LeadScoringService, SERVICE_NAME, Shared};
@@ -48,6 +48,28 @@ use tonic_health::ServingStatus;
 
 /// Default for `--max-batch`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
+
+/// Largest request accepted whatever `--max-batch` is: a handler holds its whole request in
+/// memory, so this (times the calls in progress) bounds what clients can make the server hold.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// HTTP/2 streams (calls) one connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// Calls one connection may have in progress at once; further calls wait for a slot.
+pub const CONCURRENCY_PER_CONNECTION: usize = 64;
+
+/// Longest a call may take from its arrival to its response, reading the request included
+/// (a client's shorter `grpc-timeout` wins); then it fails with `CANCELLED`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest request accepted with this `--max-batch`: room for a full batch of wide leads (16 KiB
+/// each), never below tonic's 4 MiB default nor above [`MAX_MESSAGE_BYTES`].
+pub fn max_message_bytes(max_batch: usize) -> usize {
+    max_batch
+        .saturating_mul(16 * 1024)
+        .clamp(4 << 20, MAX_MESSAGE_BYTES)
+}
 
 /// Everything the server is told, validated by the caller (the CLI).
 pub struct Config {
@@ -197,6 +219,7 @@ pub async fn run(
     };
     health.set_service_status("", initial).await;
     health.set_service_status(SERVICE_NAME, initial).await;
+    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
     let reflection = tonic_reflection::server::Builder::configure()
@@ -205,7 +228,10 @@ pub async fn run(
         .build_v1()
         .expect("the descriptor set compiled by build.rs is valid");
 
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT);
     if let Some(tls) = &tls {
         builder = builder
             .tls_config(
@@ -218,13 +244,11 @@ pub async fn run(
         .add_service(InterceptedService::new(reflection, auth.clone()));
 
     let mut tasks = Vec::new();
-    if let Some(listener) = metrics_listener {
-        tasks.push(tokio::spawn(metrics::serve(
-            listener,
-            metrics.clone(),
-            stopped.clone(),
-        )));
-    }
+    // The metrics endpoint stops last, after the prediction log is closed, so the final
+    // written/dropped counts can still be scraped during the shutdown.
+    let (stop_metrics, metrics_stopped) = watch::channel(false);
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
     let router = if noop {
         router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
     } else {
@@ -233,8 +257,7 @@ pub async fn run(
             registry: Registry::new(models),
             holder: holder.clone(),
             metrics: metrics.clone(),
-            health: health.clone(),
-            service_name: SERVICE_NAME,
+            lifecycle: lifecycle.clone(),
             interval: reload_interval,
         };
         tasks.push(tokio::spawn(watcher.run(stopped.clone())));
@@ -244,24 +267,19 @@ pub async fn run(
             auth,
             predictions: prediction_log.as_ref().map(PredictionLog::sender),
             max_batch,
-            // Room for a full batch of wide leads, and never below tonic's 4 MiB default.
-            max_message_bytes: (max_batch.saturating_mul(16 * 1024)).max(4 << 20),
+            max_message_bytes: max_message_bytes(max_batch),
         }))
     };
 
     let (draining, drain_started) = oneshot::channel();
     let signal = {
-        let health = health.clone();
+        let lifecycle = lifecycle.clone();
         let stop = stop.clone();
         async move {
             shutdown.await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            health
-                .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-                .await;
-            // The reload watcher stops too: no model swap during the drain.
+            // From here on no reload swaps the model or turns health SERVING again.
+            lifecycle.shut_down().await;
+            // The reload watcher stops too.
             let _ = stop.send(true);
             tracing::info!("shutting down: finishing the calls in flight");
             let _ = draining.send(());
@@ -285,8 +303,25 @@ pub async fn run(
         let _ = task.await;
     }
     if let Some(log) = prediction_log {
-        let _ = tokio::task::spawn_blocking(move || log.close()).await;
-        tracing::info!("prediction log flushed");
+        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
+        tracing::info!("prediction log closed");
+    }
+    let _ = stop_metrics.send(true);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_size_limit_follows_the_batch_size_within_bounds() {
+        assert_eq!(max_message_bytes(1), 4 << 20);
+        assert_eq!(max_message_bytes(DEFAULT_MAX_BATCH), 1000 * 16 * 1024);
+        assert_eq!(max_message_bytes(100_000), MAX_MESSAGE_BYTES);
+        assert_eq!(max_message_bytes(usize::MAX), MAX_MESSAGE_BYTES);
+    }
 }

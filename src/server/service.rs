@@ -12,8 +12,8 @@ use super::convert::{invalid_field, invalid_value, score_response};
 use super::holder::{ModelHolder, Served};
 use super::metrics::Metrics;
 use super::predlog::{Prediction, PredictionSender};
-use super::wire;
-use crate::encoder::RawValue;
+use super::wire::{self, Embedded};
+use crate::encoder::{RawValue, echo_prefix};
 use crate::model::Model;
 use crate::pb;
 use prost::bytes::Bytes;
@@ -39,7 +39,7 @@ pub struct Shared {
     pub predictions: Option<PredictionSender>,
     /// Most leads accepted in one `ScoreLeads` call.
     pub max_batch: usize,
-    /// Largest request accepted, in bytes (tonic answers `RESOURCE_EXHAUSTED` above it).
+    /// Largest request accepted, in bytes (tonic answers `OUT_OF_RANGE` above it).
     pub max_message_bytes: usize,
 }
 
@@ -194,12 +194,68 @@ impl UnaryService<pb::GetModelInfoRequest> for GetModelInfo {
     }
 }
 
+/// Longest `lead_id` accepted, in bytes: ids are stored in every prediction-log row, so their
+/// size bounds the log queue's memory (CRM ids are far shorter).
+pub const MAX_LEAD_ID_BYTES: usize = 256;
+
+/// Most names of unused fields listed in a lead's warning; the rest are only counted.
+const MAX_UNUSED_NAMES: usize = 16;
+
 /// Per-call buffers, reused for every lead of a batch.
 struct Scratch<'a> {
     /// The value of each model attribute, by attribute index.
     values: Vec<RawValue<'a>>,
-    /// Fields of the lead the model does not use.
+    /// The first distinct names of fields the model does not use (at most
+    /// [`MAX_UNUSED_NAMES`]): a request of a million unused entries must not become a warning
+    /// listing a million names.
     unknown: Vec<&'a str>,
+    /// Entries of unused fields beyond those listed in `unknown`.
+    unknown_more: usize,
+}
+
+impl<'a> Scratch<'a> {
+    fn new(attributes: usize) -> Scratch<'a> {
+        Scratch {
+            values: Vec::with_capacity(attributes),
+            unknown: Vec::new(),
+            unknown_more: 0,
+        }
+    }
+
+    fn unused(&mut self, name: &'a str) {
+        if self.unknown.contains(&name) {
+            return;
+        }
+        if self.unknown.len() < MAX_UNUSED_NAMES {
+            self.unknown.push(name);
+        } else {
+            self.unknown_more += 1;
+        }
+    }
+
+    /// One warning for all unused fields, or none.
+    fn unused_warning(&self, version: &str) -> Option<String> {
+        if self.unknown.is_empty() {
+            return None;
+        }
+        let mut warning = format!("fields not used by model {version}, ignored: ");
+        for (i, name) in self.unknown.iter().enumerate() {
+            if i > 0 {
+                warning.push_str(", ");
+            }
+            match echo_prefix(name) {
+                (all, false) => warning.push_str(all),
+                (prefix, true) => {
+                    warning.push_str(prefix);
+                    warning.push('…');
+                }
+            }
+        }
+        if self.unknown_more > 0 {
+            warning.push_str(&format!(" and {} more", self.unknown_more));
+        }
+        Some(warning)
+    }
 }
 
 impl Shared {
@@ -215,10 +271,7 @@ impl Shared {
             .lead
             .ok_or_else(|| invalid_field("lead", "a lead is required"))?;
         let model = self.model()?;
-        let mut scratch = Scratch {
-            values: Vec::with_capacity(model.encoder().attributes.len()),
-            unknown: Vec::new(),
-        };
+        let mut scratch = Scratch::new(model.encoder().attributes.len());
         let response = score_one(&model, lead, request.explain, &mut scratch)
             .map_err(|e| e.into_status("lead"))?;
         self.served(&model.model, std::slice::from_ref(&response));
@@ -226,25 +279,22 @@ impl Shared {
     }
 
     fn score_leads(&self, bytes: &[u8]) -> Result<pb::ScoreLeadsResponse, Status> {
-        let request = wire::score_leads_request(bytes)?;
-        if request.leads.len() > self.max_batch {
-            return Err(invalid_field(
-                "leads",
-                format!(
-                    "{} leads in one call; this server accepts at most {} (split the batch)",
-                    request.leads.len(),
-                    self.max_batch
+        let request =
+            wire::score_leads_request(bytes, self.max_batch).map_err(|error| match error {
+                wire::BatchError::Wire(error) => Status::from(error),
+                wire::BatchError::TooManyLeads { max } => invalid_field(
+                    "leads",
+                    format!(
+                        "more than {max} leads in one call; this server accepts at most {max} \
+                         (split the batch)"
+                    ),
                 ),
-            ));
-        }
+            })?;
         let model = self.model()?;
-        let mut scratch = Scratch {
-            values: Vec::with_capacity(model.encoder().attributes.len()),
-            unknown: Vec::new(),
-        };
+        let mut scratch = Scratch::new(model.encoder().attributes.len());
         let mut results = Vec::with_capacity(request.leads.len());
-        for (i, lead) in request.leads.iter().enumerate() {
-            let response = score_one(&model, lead, request.explain, &mut scratch)
+        for (i, &lead) in request.leads.iter().enumerate() {
+            let response = score_one(&model, Embedded::Once(lead), request.explain, &mut scratch)
                 .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
             results.push(response);
         }
@@ -279,6 +329,8 @@ impl Shared {
 enum LeadError {
     Wire(wire::WireError),
     Value(crate::encoder::ValueError),
+    /// The lead id is longer than [`MAX_LEAD_ID_BYTES`]; its length in bytes.
+    LeadIdTooLong(usize),
 }
 
 impl LeadError {
@@ -287,6 +339,10 @@ impl LeadError {
         match self {
             LeadError::Wire(e) => Status::invalid_argument(format!("{lead_path}: {e}")),
             LeadError::Value(e) => invalid_value(lead_path, e),
+            LeadError::LeadIdTooLong(bytes) => invalid_field(
+                format!("{lead_path}.lead_id"),
+                format!("{bytes} bytes long; at most {MAX_LEAD_ID_BYTES} bytes are accepted"),
+            ),
         }
     }
 }
@@ -294,7 +350,7 @@ impl LeadError {
 /// Scores one encoded `Lead`: each field goes straight into its attribute's slot.
 fn score_one<'a>(
     served: &Served,
-    lead: &'a [u8],
+    lead: Embedded<'a>,
     explain: u32,
     scratch: &mut Scratch<'a>,
 ) -> Result<pb::ScoreLeadResponse, LeadError> {
@@ -303,28 +359,27 @@ fn score_one<'a>(
     scratch.values.clear();
     scratch.values.resize(attributes, RawValue::Missing);
     scratch.unknown.clear();
+    scratch.unknown_more = 0;
     let lead_id = wire::lead(lead, |name, value| {
         match served.fields.get(name) {
             Some(i) => scratch.values[i] = wire::field_value(value)?,
-            None => scratch.unknown.push(wire::name(name)?),
+            None => scratch.unused(wire::name(name)?),
         }
         Ok(())
     })
     .map_err(LeadError::Wire)?;
+    if lead_id.len() > MAX_LEAD_ID_BYTES {
+        return Err(LeadError::LeadIdTooLong(lead_id.len()));
+    }
     let explain = (explain as usize).min(attributes);
     let scored = model
         .score(|i| scratch.values[i], explain)
         .map_err(LeadError::Value)?;
     // One warning for all of them: a CRM sending its whole record would otherwise get a line
     // per unused column on every lead.
-    let warnings = if scratch.unknown.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "fields not used by model {}, ignored: {}",
-            model.version(),
-            scratch.unknown.join(", ")
-        )]
-    };
+    let warnings = scratch
+        .unused_warning(model.version())
+        .into_iter()
+        .collect();
     Ok(score_response(lead_id, scored, model.version(), warnings))
 }

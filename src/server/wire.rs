@@ -13,9 +13,12 @@
 //! - `FieldValue { oneof kind { double number = 1; string text = 2; bool flag = 3; } }`
 //!
 //! Protobuf rules kept: fields may come in any order, a repeated scalar field's last occurrence
-//! wins (so does the last entry of a repeated map key and the last member of a oneof), unknown
-//! fields are skipped, and an unset `FieldValue` is missing. The tests check this reader against
-//! prost on the same messages.
+//! wins (so does the last entry of a repeated map key and the last member of a oneof), a message
+//! field sent more than once is merged (a `lead`, or a map entry's `FieldValue`: see
+//! [`Embedded`]), unknown fields are skipped (groups included), and an unset `FieldValue` is
+//! missing. Varints longer than 64 bits, keys above `u32::MAX`, field number 0 and wire types 6
+//! and 7 are errors, as in prost. The tests check this reader against prost on the same
+//! messages, canonical and not.
 
 use crate::encoder::RawValue;
 
@@ -29,7 +32,13 @@ type Result<T> = std::result::Result<T, WireError>;
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LENGTH_DELIMITED: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
+
+/// How deep groups may nest inside an unknown field before the message is refused (prost's
+/// default recursion limit).
+const MAX_GROUP_DEPTH: u32 = 100;
 
 /// A cursor over one message's bytes.
 struct Reader<'a> {
@@ -44,6 +53,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
+            // The tenth byte holds bit 63 only: anything more would overflow 64 bits.
+            if i == 9 && byte > 1 {
+                return Err(WireError("bad varint"));
+            }
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 self.buf = &self.buf[i + 1..];
@@ -68,9 +81,15 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let key = self.varint()?;
+        if key > u64::from(u32::MAX) {
+            return Err(WireError("field key out of range"));
+        }
         let (field, wire_type) = (key >> 3, (key & 7) as u8);
         if field == 0 {
             return Err(WireError("field number 0"));
+        }
+        if wire_type > FIXED32 {
+            return Err(WireError("unsupported wire type"));
         }
         Ok(Some((field, wire_type)))
     }
@@ -84,13 +103,33 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError("string is not valid UTF-8"))
     }
 
-    fn skip(&mut self, wire_type: u8) -> Result<()> {
+    /// Skips an unknown field (`field` is its number: a group ends with the same number).
+    fn skip(&mut self, field: u64, wire_type: u8) -> Result<()> {
+        self.skip_nested(field, wire_type, 0)
+    }
+
+    fn skip_nested(&mut self, field: u64, wire_type: u8, depth: u32) -> Result<()> {
         match wire_type {
             VARINT => self.varint().map(drop),
             FIXED64 => self.take(8).map(drop),
             LENGTH_DELIMITED => self.bytes().map(drop),
             FIXED32 => self.take(4).map(drop),
-            _ => Err(WireError("unsupported wire type")),
+            START_GROUP => {
+                if depth >= MAX_GROUP_DEPTH {
+                    return Err(WireError("groups nested too deep"));
+                }
+                loop {
+                    match self.key()? {
+                        None => return Err(WireError("truncated message")),
+                        Some((inner, END_GROUP)) if inner == field => return Ok(()),
+                        Some((_, END_GROUP)) => return Err(WireError("unexpected end group")),
+                        Some((inner, inner_type)) => {
+                            self.skip_nested(inner, inner_type, depth + 1)?
+                        }
+                    }
+                }
+            }
+            _ => Err(WireError("unexpected end group")),
         }
     }
 
@@ -104,10 +143,58 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// An embedded message's bytes. Protobuf merges a message field sent more than once, which is
+/// the same as reading its occurrences one after another. `Merged` walks the parent's
+/// occurrences lazily, so a message sent a million times costs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Embedded<'a> {
+    /// Sent once (the usual case), or never (empty).
+    Once(&'a [u8]),
+    /// Sent several times: every occurrence of the length-delimited field number `field` in
+    /// `parent`, a message already read once (so known to be well-formed).
+    Merged { parent: &'a [u8], field: u64 },
+}
+
+impl<'a> Embedded<'a> {
+    /// The embedded message after one more occurrence (`bytes`) of `field` in `parent`.
+    fn and(this: Option<Embedded<'a>>, bytes: &'a [u8], parent: &'a [u8], field: u64) -> Self {
+        match this {
+            None => Embedded::Once(bytes),
+            Some(_) => Embedded::Merged { parent, field },
+        }
+    }
+
+    /// Reads the fields of every occurrence in order, calling `visit(reader, number, wire type)`
+    /// for each; `visit` must consume the field.
+    fn fields(self, mut visit: impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>) -> Result<()> {
+        let mut read = |part: &'a [u8]| {
+            let mut reader = Reader::new(part);
+            while let Some((number, wire_type)) = reader.key()? {
+                visit(&mut reader, number, wire_type)?;
+            }
+            Ok(())
+        };
+        match self {
+            Embedded::Once(part) => read(part),
+            Embedded::Merged { parent, field } => {
+                let mut reader = Reader::new(parent);
+                while let Some((number, wire_type)) = reader.key()? {
+                    if number == field && wire_type == LENGTH_DELIMITED {
+                        read(reader.bytes()?)?;
+                    } else {
+                        reader.skip(number, wire_type)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A `ScoreLeadRequest`: the encoded lead (if set) and the number of factors asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreLeadRequest<'a> {
-    pub lead: Option<&'a [u8]>,
+    pub lead: Option<Embedded<'a>>,
     pub explain: u32,
 }
 
@@ -118,48 +205,64 @@ pub struct ScoreLeadsRequest<'a> {
     pub explain: u32,
 }
 
+/// Why a `ScoreLeadsRequest` was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// More leads than the server accepts; reading stopped at the first one too many, so an
+    /// oversized batch costs no more memory than an accepted one.
+    #[error("more than {max} leads in one call")]
+    TooManyLeads { max: usize },
+}
+
 pub fn score_lead_request(buf: &[u8]) -> Result<ScoreLeadRequest<'_>> {
     let mut reader = Reader::new(buf);
     let mut request = ScoreLeadRequest {
         lead: None,
         explain: 0,
     };
-    while let Some((field, wire_type)) = reader.key()? {
-        match field {
+    while let Some((number, wire_type)) = reader.key()? {
+        match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                // A message field sent twice is merged by protobuf; leads are sent once, and
-                // the last one is taken (the lead id and every field would be overwritten by a
-                // merge anyway, except fields absent from the last copy).
-                request.lead = Some(reader.bytes()?);
+                let bytes = reader.bytes()?;
+                request.lead = Some(Embedded::and(request.lead, bytes, buf, 1));
             }
             2 => {
                 reader.expect(wire_type, VARINT)?;
                 request.explain = reader.varint()? as u32;
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(number, wire_type)?,
         }
     }
     Ok(request)
 }
 
-pub fn score_leads_request(buf: &[u8]) -> Result<ScoreLeadsRequest<'_>> {
+/// Reads a `ScoreLeadsRequest` of at most `max_leads` leads.
+pub fn score_leads_request(
+    buf: &[u8],
+    max_leads: usize,
+) -> std::result::Result<ScoreLeadsRequest<'_>, BatchError> {
     let mut reader = Reader::new(buf);
     let mut request = ScoreLeadsRequest {
         leads: Vec::new(),
         explain: 0,
     };
-    while let Some((field, wire_type)) = reader.key()? {
-        match field {
+    while let Some((number, wire_type)) = reader.key()? {
+        match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
+                if request.leads.len() == max_leads {
+                    return Err(BatchError::TooManyLeads { max: max_leads });
+                }
                 request.leads.push(reader.bytes()?);
             }
             2 => {
                 reader.expect(wire_type, VARINT)?;
                 request.explain = reader.varint()? as u32;
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(number, wire_type)?,
         }
     }
     Ok(request)
@@ -171,12 +274,11 @@ pub fn score_leads_request(buf: &[u8]) -> Result<ScoreLeadsRequest<'_>> {
 /// fields cost nothing (not even their UTF-8 check). Names are left as bytes for the same
 /// reason; a name that matches a known field is valid UTF-8 by construction.
 pub fn lead<'a>(
-    buf: &'a [u8],
-    mut field: impl FnMut(&'a [u8], &'a [u8]) -> Result<()>,
+    lead: Embedded<'a>,
+    mut field: impl FnMut(&'a [u8], Embedded<'a>) -> Result<()>,
 ) -> Result<&'a str> {
-    let mut reader = Reader::new(buf);
     let mut lead_id = "";
-    while let Some((number, wire_type)) = reader.key()? {
+    lead.fields(|reader, number, wire_type| {
         match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
@@ -187,16 +289,18 @@ pub fn lead<'a>(
                 let (name, value) = map_entry(reader.bytes()?)?;
                 field(name, value)?;
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(number, wire_type)?,
         }
-    }
+        Ok(())
+    })?;
     Ok(lead_id)
 }
 
 /// A map entry's key and encoded value.
-fn map_entry(buf: &[u8]) -> Result<(&[u8], &[u8])> {
+fn map_entry(buf: &[u8]) -> Result<(&[u8], Embedded<'_>)> {
     let mut reader = Reader::new(buf);
-    let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
+    let mut name: &[u8] = &[];
+    let mut value = None;
     while let Some((number, wire_type)) = reader.key()? {
         match number {
             1 => {
@@ -205,12 +309,13 @@ fn map_entry(buf: &[u8]) -> Result<(&[u8], &[u8])> {
             }
             2 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                value = reader.bytes()?;
+                let bytes = reader.bytes()?;
+                value = Some(Embedded::and(value, bytes, buf, 2));
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(number, wire_type)?,
         }
     }
-    Ok((name, value))
+    Ok((name, value.unwrap_or(Embedded::Once(&[]))))
 }
 
 /// A field name the caller does not know, as text.
@@ -219,28 +324,28 @@ pub fn name(bytes: &[u8]) -> Result<&str> {
 }
 
 /// Decodes an encoded `FieldValue`; unset (or empty) is missing.
-pub fn field_value(buf: &[u8]) -> Result<RawValue<'_>> {
-    let mut reader = Reader::new(buf);
-    let mut value = RawValue::Missing;
-    while let Some((number, wire_type)) = reader.key()? {
+pub fn field_value(value: Embedded<'_>) -> Result<RawValue<'_>> {
+    let mut raw = RawValue::Missing;
+    value.fields(|reader, number, wire_type| {
         match number {
             1 => {
                 reader.expect(wire_type, FIXED64)?;
                 let bytes: [u8; 8] = reader.take(8)?.try_into().expect("took 8 bytes");
-                value = RawValue::Number(f64::from_le_bytes(bytes));
+                raw = RawValue::Number(f64::from_le_bytes(bytes));
             }
             2 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                value = RawValue::Text(reader.string()?);
+                raw = RawValue::Text(reader.string()?);
             }
             3 => {
                 reader.expect(wire_type, VARINT)?;
-                value = RawValue::Flag(reader.varint()? != 0);
+                raw = RawValue::Flag(reader.varint()? != 0);
             }
-            _ => reader.skip(wire_type)?,
+            _ => reader.skip(number, wire_type)?,
         }
-    }
-    Ok(value)
+        Ok(())
+    })?;
+    Ok(raw)
 }
 
 #[cfg(test)]
@@ -273,18 +378,18 @@ mod tests {
         }
     }
 
-    fn read_lead(bytes: &[u8]) -> (String, Vec<(String, String)>) {
-        let mut fields = Vec::new();
+    /// The lead as the service reads it: a later entry for the same name replaces the earlier.
+    fn read_lead(bytes: Embedded<'_>) -> (String, Vec<(String, String)>) {
+        let mut fields = std::collections::BTreeMap::new();
         let id = lead(bytes, |name_bytes, value| {
-            fields.push((
+            fields.insert(
                 name(name_bytes)?.to_string(),
                 format!("{:?}", field_value(value)?),
-            ));
+            );
             Ok(())
         })
         .unwrap();
-        fields.sort();
-        (id.to_string(), fields)
+        (id.to_string(), fields.into_iter().collect())
     }
 
     fn prost_lead(lead: &pb::Lead) -> (String, Vec<(String, String)>) {
@@ -323,11 +428,17 @@ mod tests {
             explain: 7,
         };
         let bytes = batch.encode_to_vec();
-        let parsed = score_leads_request(&bytes).unwrap();
+        let parsed = score_leads_request(&bytes, 3).unwrap();
         assert_eq!(parsed.explain, 7);
         assert_eq!(parsed.leads.len(), 3);
-        assert_eq!(read_lead(parsed.leads[2]), prost_lead(&lead));
-        assert_eq!(read_lead(parsed.leads[1]), (String::new(), vec![]));
+        assert_eq!(
+            read_lead(Embedded::Once(parsed.leads[2])),
+            prost_lead(&lead)
+        );
+        assert_eq!(
+            read_lead(Embedded::Once(parsed.leads[1])),
+            (String::new(), vec![])
+        );
 
         let empty = score_lead_request(&[]).unwrap();
         assert_eq!(empty.lead, None);
@@ -364,28 +475,189 @@ mod tests {
         .encode_to_vec();
         // Every truncation and a few corruptions: each either parses or fails cleanly.
         for end in 0..good.len() {
-            let _ = score_leads_request(&good[..end]).map(|r| {
+            let _ = score_leads_request(&good[..end], 10).map(|r| {
                 for l in r.leads {
-                    let _ = lead(l, |n, v| name(n).and(field_value(v)).map(drop));
+                    let _ = lead(Embedded::Once(l), |n, v| {
+                        name(n).and(field_value(v)).map(drop)
+                    });
                 }
             });
         }
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0xff;
-            let _ = score_leads_request(&bad).map(|r| {
+            let _ = score_leads_request(&bad, 10).map(|r| {
                 for l in r.leads {
-                    let _ = lead(l, |n, v| name(n).and(field_value(v)).map(drop));
+                    let _ = lead(Embedded::Once(l), |n, v| {
+                        name(n).and(field_value(v)).map(drop)
+                    });
                 }
             });
         }
         assert!(score_lead_request(&[0x0a, 0x05, 1]).is_err());
         assert!(score_lead_request(&[0xff; 11]).is_err());
-        assert!(lead(&[0x0a, 0x01, 0xff], |_, _| Ok(())).is_err());
+        assert!(lead(Embedded::Once(&[0x0a, 0x01, 0xff]), |_, _| Ok(())).is_err());
         // A text value that is not UTF-8, in a field that is read.
         let bad_text = [0x12, 0x08, 0x0a, 0x01, b'x', 0x12, 0x03, 0x12, 0x01, 0xff];
-        assert!(lead(&bad_text, |_, v| field_value(v).map(drop)).is_err());
+        assert!(lead(Embedded::Once(&bad_text), |_, v| field_value(v).map(drop)).is_err());
         // Field 1 of ScoreLeadRequest sent as a varint.
         assert!(score_lead_request(&[0x08, 0x01]).is_err());
+    }
+
+    /// A message field sent twice is merged, as prost does: the lead's map entries from both
+    /// copies, the lead id from the last copy that has one; a map entry's `FieldValue` sent twice
+    /// is merged too (the last member of the oneof that is set wins).
+    #[test]
+    fn merges_repeated_messages_as_prost_does() {
+        use pb::field_value::Kind;
+        let first = pb::Lead {
+            lead_id: "first".into(),
+            fields: [
+                ("a".to_string(), value(Some(Kind::Number(1.0)))),
+                ("b".to_string(), value(Some(Kind::Text("one".into())))),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let second = pb::Lead {
+            lead_id: String::new(), // not on the wire: the first id stays
+            fields: [("b".to_string(), value(Some(Kind::Flag(true))))]
+                .into_iter()
+                .collect(),
+        };
+        let third = pb::Lead {
+            lead_id: String::new(),
+            fields: [("c".to_string(), value(None))].into_iter().collect(),
+        };
+        let mut bytes = pb::ScoreLeadRequest {
+            lead: Some(first),
+            explain: 1,
+        }
+        .encode_to_vec();
+        bytes.extend(
+            pb::ScoreLeadRequest {
+                lead: Some(second),
+                explain: 0,
+            }
+            .encode_to_vec(),
+        );
+        bytes.extend([2 << 3, 5]); // explain between the copies
+        bytes.extend(
+            pb::ScoreLeadRequest {
+                lead: Some(third),
+                explain: 0,
+            }
+            .encode_to_vec(),
+        );
+        let expected = pb::ScoreLeadRequest::decode(bytes.as_slice()).unwrap();
+        let parsed = score_lead_request(&bytes).unwrap();
+        assert_eq!(parsed.explain, expected.explain);
+        let lead = parsed.lead.unwrap();
+        assert!(matches!(lead, Embedded::Merged { .. }));
+        let merged = expected.lead.unwrap();
+        assert_eq!(merged.fields.len(), 3);
+        assert_eq!(merged.lead_id, "first");
+        assert_eq!(read_lead(lead), prost_lead(&merged));
+
+        // One map entry carrying its value three times: a number, a text, then an unset value
+        // (which changes nothing when merged), so the text wins.
+        let text = pb::FieldValue {
+            kind: Some(Kind::Text("x".into())),
+        }
+        .encode_to_vec();
+        let number = pb::FieldValue {
+            kind: Some(Kind::Number(2.5)),
+        }
+        .encode_to_vec();
+        let mut entry = vec![0x0a, 1, b'k'];
+        for value in [&number, &text, &Vec::new()] {
+            entry.push(0x12);
+            entry.push(value.len() as u8);
+            entry.extend(value);
+        }
+        let mut lead_bytes = vec![0x12, entry.len() as u8];
+        lead_bytes.extend(&entry);
+        // And the same key again in a later entry with only a number: the later entry
+        // replaces the earlier one whole.
+        let later = [
+            0x12, 0x0e, 0x0a, 1, b'j', 0x12, 9, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,
+        ];
+        lead_bytes.extend(later);
+        let expected = pb::Lead::decode(lead_bytes.as_slice()).unwrap();
+        assert_eq!(expected.fields["k"].kind, Some(Kind::Text("x".into())));
+        assert_eq!(
+            read_lead(Embedded::Once(&lead_bytes)),
+            prost_lead(&expected)
+        );
+    }
+
+    /// Input prost refuses is refused here too; input prost accepts is read the same way.
+    #[test]
+    fn non_canonical_input_matches_prost() {
+        let ours = |bytes: &[u8]| score_lead_request(bytes).map(|r| r.explain);
+        let prost = |bytes: &[u8]| pb::ScoreLeadRequest::decode(bytes).map(|r| r.explain);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            // A ten-byte varint whose last byte holds more than bit 63.
+            (
+                "varint over 64 bits",
+                [vec![0x10], vec![0xff; 9], vec![0x02]].concat(),
+            ),
+            (
+                "ten-byte varint",
+                [vec![0x10], vec![0xff; 9], vec![0x01]].concat(),
+            ),
+            (
+                "eleven-byte varint",
+                [vec![0x10], vec![0xff; 10], vec![0x01]].concat(),
+            ),
+            // A key above u32::MAX (field 2 with high bits set), and one just at it.
+            (
+                "key above u32::MAX",
+                vec![0x90, 0x80, 0x80, 0x80, 0x10, 0x05],
+            ),
+            (
+                "key at u32::MAX",
+                vec![0xfd, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0],
+            ),
+            ("field number 0", vec![0x00, 0x01]),
+            ("wire type 6", vec![0x4e, 0x01]),
+            // Unknown field 9 as a group holding a varint and a nested group.
+            (
+                "group",
+                vec![0x4b, 0x08, 0x01, 0x53, 0x54, 0x4c, 0x10, 0x07],
+            ),
+            ("group ended by another field", vec![0x4b, 0x54]),
+            ("group never ended", vec![0x4b, 0x08, 0x01]),
+            ("end group alone", vec![0x4c]),
+            ("end group of a known field", vec![0x14]),
+            (
+                "deeply nested groups",
+                [vec![0x4b; 150], vec![0x4c; 150]].concat(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            let (ours, prost) = (ours(&bytes), prost(&bytes));
+            assert_eq!(ours.is_ok(), prost.is_ok(), "{what}: {ours:?} vs {prost:?}");
+            if let (Ok(ours), Ok(prost)) = (ours, prost) {
+                assert_eq!(ours, prost, "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_stops_at_the_first_lead_too_many() {
+        let leads = |n: usize| [0x0a, 0x00].repeat(n);
+        assert_eq!(score_leads_request(&leads(10), 10).unwrap().leads.len(), 10);
+        assert_eq!(
+            score_leads_request(&leads(11), 10),
+            Err(BatchError::TooManyLeads { max: 10 })
+        );
+        // Refused before the malformed tail is even reached.
+        let mut bytes = leads(11);
+        bytes.push(0xff);
+        assert_eq!(
+            score_leads_request(&bytes, 10),
+            Err(BatchError::TooManyLeads { max: 10 })
+        );
     }
 }
