@@ -50,7 +50,20 @@ impl<'a> Reader<'a> {
         Reader { buf }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Keys, lengths and small numbers are one byte: the common case, kept out of the loop.
+        match self.buf.first() {
+            Some(&byte) if byte < 0x80 => {
+                self.buf = &self.buf[1..];
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             // The tenth byte holds bit 63 only: anything more would overflow 64 bits.
@@ -66,6 +79,7 @@ impl<'a> Reader<'a> {
         Err(WireError("bad varint"))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.buf.len() {
             return Err(WireError("truncated message"));
@@ -76,6 +90,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, or `None` at the end of the message.
+    #[inline]
     fn key(&mut self) -> Result<Option<(u64, u8)>> {
         if self.buf.is_empty() {
             return Ok(None);
@@ -94,11 +109,13 @@ impl<'a> Reader<'a> {
         Ok(Some((field, wire_type)))
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.varint()?;
         self.take(usize::try_from(len).map_err(|_| WireError("length too large"))?)
     }
 
+    #[inline]
     fn string(&mut self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError("string is not valid UTF-8"))
     }
@@ -134,6 +151,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a field of the expected wire type, or fails.
+    #[inline]
     fn expect(&self, wire_type: u8, expected: u8) -> Result<()> {
         if wire_type == expected {
             Ok(())
@@ -167,20 +185,13 @@ impl<'a> Embedded<'a> {
     /// Reads the fields of every occurrence in order, calling `visit(reader, number, wire type)`
     /// for each; `visit` must consume the field.
     fn fields(self, mut visit: impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>) -> Result<()> {
-        let mut read = |part: &'a [u8]| {
-            let mut reader = Reader::new(part);
-            while let Some((number, wire_type)) = reader.key()? {
-                visit(&mut reader, number, wire_type)?;
-            }
-            Ok(())
-        };
         match self {
-            Embedded::Once(part) => read(part),
+            Embedded::Once(part) => read_fields(part, &mut visit),
             Embedded::Merged { parent, field } => {
                 let mut reader = Reader::new(parent);
                 while let Some((number, wire_type)) = reader.key()? {
                     if number == field && wire_type == LENGTH_DELIMITED {
-                        read(reader.bytes()?)?;
+                        read_fields(reader.bytes()?, &mut visit)?;
                     } else {
                         reader.skip(number, wire_type)?;
                     }
@@ -189,6 +200,19 @@ impl<'a> Embedded<'a> {
             }
         }
     }
+}
+
+/// Calls `visit(reader, number, wire type)` for each field of one message's bytes.
+#[inline(always)]
+fn read_fields<'a>(
+    part: &'a [u8],
+    visit: &mut impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>,
+) -> Result<()> {
+    let mut reader = Reader::new(part);
+    while let Some((number, wire_type)) = reader.key()? {
+        visit(&mut reader, number, wire_type)?;
+    }
+    Ok(())
 }
 
 /// A `ScoreLeadRequest`: the encoded lead (if set) and the number of factors asked for.
