@@ -31,21 +31,21 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_types::StatusExt;
 
-const SERVICE: &str = "leadscore.v1.LeadScoring";
+pub(crate) const SERVICE: &str = "leadscore.v1.LeadScoring";
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: TempDir,
     /// The sample CSV the models were trained on.
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     /// Two versions trained on different samples, and their loaded models.
-    a: ModelArtifact,
-    b: ModelArtifact,
+    pub(crate) a: ModelArtifact,
+    pub(crate) b: ModelArtifact,
 }
 
-fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -71,7 +71,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// A registry holding `versions`, with `current` in service.
-fn registry(versions: &[&ModelArtifact], current: Option<&str>) -> TempDir {
+pub(crate) fn registry(versions: &[&ModelArtifact], current: Option<&str>) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new(dir.path());
     for artifact in versions {
@@ -83,22 +83,22 @@ fn registry(versions: &[&ModelArtifact], current: Option<&str>) -> TempDir {
     dir
 }
 
-fn model(artifact: &ModelArtifact) -> Model {
+pub(crate) fn model(artifact: &ModelArtifact) -> Model {
     Model::new(artifact.clone()).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
 // A running server
 
-struct Running {
-    addr: SocketAddr,
-    metrics_addr: SocketAddr,
+pub(crate) struct Running {
+    pub(crate) addr: SocketAddr,
+    pub(crate) metrics_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
     models: PathBuf,
 }
 
-async fn start(models: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
+pub(crate) async fn start(models: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, metrics_addr) = (
@@ -123,18 +123,18 @@ async fn start(models: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
 }
 
 /// Starts a server on `models` and waits until it serves.
-async fn start_serving(models: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
+pub(crate) async fn start_serving(models: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
     let server = start(models, tweak).await;
     server.wait_for_health(ServingStatus::Serving).await;
     server
 }
 
 impl Running {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url())
             .unwrap()
             .connect()
@@ -142,15 +142,15 @@ impl Running {
             .unwrap()
     }
 
-    async fn client(&self) -> LeadScoringClient<Channel> {
+    pub(crate) async fn client(&self) -> LeadScoringClient<Channel> {
         LeadScoringClient::new(self.channel().await)
     }
 
-    async fn health(&self) -> HealthClient<Channel> {
+    pub(crate) async fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel().await)
     }
 
-    async fn wait_for_health(&self, wanted: ServingStatus) {
+    pub(crate) async fn wait_for_health(&self, wanted: ServingStatus) {
         let mut stream = self
             .health()
             .await
@@ -174,7 +174,7 @@ impl Running {
     }
 
     /// Signals shutdown and waits for `run` to return.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
@@ -183,16 +183,16 @@ impl Running {
             .unwrap();
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         http_get(self.metrics_addr, "/metrics").await
     }
 
-    async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         metric_value(&self.metrics().await, name)
     }
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
@@ -206,7 +206,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 /// The value of one sample line (`name{labels}` exactly as rendered), 0 when absent.
-fn metric_value(text: &str, name: &str) -> f64 {
+pub(crate) fn metric_value(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
@@ -214,7 +214,10 @@ fn metric_value(text: &str, name: &str) -> f64 {
 
 /// Polls `condition` until it holds (for effects with no event to wait on, e.g. a reload
 /// refused); fails after 20 s.
-async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
+pub(crate) async fn eventually<F: Future<Output = bool>>(
+    what: &str,
+    mut condition: impl FnMut() -> F,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -225,13 +228,13 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut condition: impl Fn
 // ---------------------------------------------------------------------------------------------
 // Leads
 
-fn text(value: &str) -> pb::FieldValue {
+pub(crate) fn text(value: &str) -> pb::FieldValue {
     pb::FieldValue {
         kind: Some(ValueKind::Text(value.into())),
     }
 }
 
-fn number(value: f64) -> pb::FieldValue {
+pub(crate) fn number(value: f64) -> pb::FieldValue {
     pb::FieldValue {
         kind: Some(ValueKind::Number(value)),
     }
@@ -239,7 +242,7 @@ fn number(value: f64) -> pb::FieldValue {
 
 /// Every row of the sample CSV as a lead with every column as text (as a CRM exports them),
 /// with the library's score of the same row.
-fn csv_leads(model: &Model, explain: usize) -> Vec<(pb::Lead, Scored)> {
+pub(crate) fn csv_leads(model: &Model, explain: usize) -> Vec<(pb::Lead, Scored)> {
     let table = read_csv(&fixture().data).unwrap();
     let scored = leadscore::score::score_table(model, &table, Some("lead_id"), explain).unwrap();
     let by_id: HashMap<&str, &Scored> = scored
@@ -288,7 +291,7 @@ fn assert_same_score(got: &pb::ScoreLeadResponse, expected: &Scored, version: &s
     }
 }
 
-fn score_request(lead: pb::Lead, explain: u32) -> pb::ScoreLeadRequest {
+pub(crate) fn score_request(lead: pb::Lead, explain: u32) -> pb::ScoreLeadRequest {
     pb::ScoreLeadRequest {
         lead: Some(lead),
         explain,
@@ -296,7 +299,7 @@ fn score_request(lead: pb::Lead, explain: u32) -> pb::ScoreLeadRequest {
 }
 
 /// The first attribute of the model of each kind.
-fn attribute_of_kind(model: &Model, kind: &str) -> String {
+pub(crate) fn attribute_of_kind(model: &Model, kind: &str) -> String {
     model
         .encoder()
         .attributes
@@ -575,7 +578,7 @@ async fn unusable_values_are_invalid_argument_naming_the_field() {
 }
 
 /// Sends raw bytes to a `LeadScoring` method.
-async fn raw_call(
+pub(crate) async fn raw_call(
     server: &Running,
     method: &str,
     body: Vec<u8>,
@@ -593,7 +596,7 @@ async fn raw_call(
     .map(tonic::Response::into_inner)
 }
 
-fn field_violation(status: &tonic::Status) -> String {
+pub(crate) fn field_violation(status: &tonic::Status) -> String {
     status
         .get_error_details()
         .bad_request()
@@ -1180,7 +1183,7 @@ async fn tls_serves_with_the_configured_certificate() {
     server.stop().await;
 }
 
-fn predictions(path: &Path) -> Vec<(String, String, String, f64, u32, String)> {
+pub(crate) fn predictions(path: &Path) -> Vec<(String, String, String, f64, u32, String)> {
     let db = rusqlite::Connection::open(path).unwrap();
     let mut query = db
         .prepare(

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod evaluate;
+mod hardening;
 mod properties;
 mod registry;
 mod server;

@@ -72,9 +72,13 @@ pub fn run(cli: Cli) -> ExitCode {
         // The reader went away (`leadscore score ... | head`): not an error.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Not `eprintln!`: it panics when standard error cannot be written (a file on a
+            // full disk), which would turn exit code 1 into a panic's 101.
+            use std::io::Write;
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {error}");
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let _ = writeln!(stderr, "  caused by: {cause}");
             }
             ExitCode::FAILURE
         }

@@ -150,21 +150,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding --addr {addr}"))?;
+        // The addresses logged are the ones bound, so with port 0 (the system picks a free
+        // port) the log says which port to call.
+        let bound = listener.local_addr().unwrap_or(addr);
         if let Some(metrics_addr) = metrics_addr {
-            config.metrics_listener = Some(
-                tokio::net::TcpListener::bind(metrics_addr)
-                    .await
-                    .with_context(|| format!("binding --metrics-addr {metrics_addr}"))?,
-            );
-            tracing::info!("metrics on http://{metrics_addr}/metrics");
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("binding --metrics-addr {metrics_addr}"))?;
+            let bound = metrics_listener.local_addr().unwrap_or(metrics_addr);
+            tracing::info!("metrics on http://{bound}/metrics");
+            config.metrics_listener = Some(metrics_listener);
         }
         tracing::info!(
-            %addr,
             tls = config.tls.is_some(),
             auth = config.auth_token.is_some(),
             noop = config.noop,
             models = %config.models.display(),
-            "serving leadscore.v1.LeadScoring"
+            "leadscore.v1.LeadScoring listening on {bound}"
         );
         server::run(listener, config, shutdown_signal()).await?;
         tracing::info!("stopped");

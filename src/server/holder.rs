@@ -4,7 +4,9 @@
 //! never changes the model under a call, never blocks one for longer than an `Arc` clone, and
 //! the old model is freed when its last call ends.
 //!
-//! The watcher polls `models/CURRENT`. When it names a version other than the one in service it
+//! At start-up the version `models/CURRENT` names is loaded before the server accepts calls; if
+//! it cannot be, the server does not start ([`Watcher::start`]). Then the watcher polls
+//! `models/CURRENT`. When it names a version other than the one in service it
 //! loads the artifact (off the async threads), validates it ([`Model::load`] checks the
 //! artifact's consistency, then a lead with every value missing must score to a probability in
 //! (0, 1)), and swaps it in. A version that fails is refused: logged as an error, counted in
@@ -191,24 +193,45 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Loads the version in service now, then polls until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Loads the version `CURRENT` names, before the server accepts calls, and returns the
+    /// watcher ready to poll for new versions.
+    ///
+    /// A `CURRENT` that cannot be read, or that names a version that cannot be loaded, is an
+    /// error: a server that would stay `NOT_SERVING` until someone notices is better stopped
+    /// where its operator sees it (at reload time, by contrast, the old model keeps serving).
+    /// A missing `CURRENT` is not an error: the server waits for the first promotion.
+    pub async fn start(self) -> Result<Watching, String> {
         let mut state = WatchState::default();
-        loop {
-            self.check(&mut state).await;
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = stop.wait_for(|&stopped| stopped) => return,
+        let version = match self.registry.current_version() {
+            Ok(Some(version)) => version,
+            // `check` logs the wait.
+            Ok(None) => {
+                return Ok(Watching {
+                    watcher: self,
+                    state,
+                });
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        match self.load(&version).await {
+            Ok(model) => {
+                self.swap_in(&mut state, version, model).await;
+                Ok(Watching {
+                    watcher: self,
+                    state,
+                })
+            }
+            Err(error) => {
+                self.metrics.reloads.with_label_values(&["failed"]).inc();
+                Err(format!(
+                    "{} names {version:?}, which cannot be loaded: {error}",
+                    self.registry.dir.join(crate::registry::CURRENT).display()
+                ))
             }
         }
     }
 
     async fn check(&self, state: &mut WatchState) {
-        let WatchState {
-            loaded,
-            refused,
-            last_error,
-        } = state;
         let version = match self.registry.current_version() {
             Ok(Some(version)) => version,
             other => {
@@ -219,19 +242,19 @@ impl Watcher {
                     ),
                     Err(error) => error.to_string(),
                 };
-                if last_error.as_ref() != Some(&message) {
+                if state.last_error.as_ref() != Some(&message) {
                     if self.holder.get().is_some() {
                         tracing::error!(%message, "cannot read the version in service; keeping the current model");
                     } else {
                         tracing::warn!(%message, "no model loaded");
                     }
-                    *last_error = Some(message);
+                    state.last_error = Some(message);
                 }
                 return;
             }
         };
-        *last_error = None;
-        if loaded.as_ref() == Some(&version) {
+        state.last_error = None;
+        if state.loaded.as_ref() == Some(&version) {
             return;
         }
         let attempt = Attempt {
@@ -240,37 +263,11 @@ impl Watcher {
                 .ok(),
             version: version.clone(),
         };
-        if refused.as_ref() == Some(&attempt) {
+        if state.refused.as_ref() == Some(&attempt) {
             return;
         }
-        let registry = self.registry.clone();
-        let loading = version.clone();
-        let outcome = tokio::task::spawn_blocking(move || load_and_validate(&registry, &loading))
-            .await
-            .unwrap_or_else(|panic| Err(format!("loading panicked: {panic}")));
-        match outcome {
-            Ok(model) => {
-                let previous = loaded.clone();
-                let served = Arc::new(Served::new(model));
-                // The metrics change with the model, before health says SERVING.
-                let swap = || {
-                    self.holder.swap(served);
-                    self.metrics.set_model_version(&version);
-                    self.metrics.reloads.with_label_values(&["ok"]).inc();
-                };
-                if !self.lifecycle.serve_with(swap).await {
-                    tracing::info!(%version, "shutting down: the version loaded is not swapped in");
-                    return;
-                }
-                *loaded = Some(version.clone());
-                *refused = None;
-                match previous {
-                    Some(previous) => {
-                        tracing::info!(%version, %previous, "new model version in service")
-                    }
-                    None => tracing::info!(%version, "model loaded"),
-                }
-            }
+        match self.load(&version).await {
+            Ok(model) => self.swap_in(state, version, model).await,
             Err(error) => {
                 self.metrics.reloads.with_label_values(&["failed"]).inc();
                 match self.holder.get() {
@@ -280,7 +277,59 @@ impl Watcher {
                     ),
                     None => tracing::error!(%version, %error, "cannot load the model in service"),
                 }
-                *refused = Some(attempt);
+                state.refused = Some(attempt);
+            }
+        }
+    }
+
+    /// Loads and validates a version off the async threads.
+    async fn load(&self, version: &str) -> Result<Model, String> {
+        let registry = self.registry.clone();
+        let loading = version.to_string();
+        tokio::task::spawn_blocking(move || load_and_validate(&registry, &loading))
+            .await
+            .unwrap_or_else(|panic| Err(format!("loading panicked: {panic}")))
+    }
+
+    /// Puts a loaded version in service, unless shutdown has begun.
+    async fn swap_in(&self, state: &mut WatchState, version: String, model: Model) {
+        let previous = state.loaded.clone();
+        let served = Arc::new(Served::new(model));
+        // The metrics change with the model, before health says SERVING.
+        let swap = || {
+            self.holder.swap(served);
+            self.metrics.set_model_version(&version);
+            self.metrics.reloads.with_label_values(&["ok"]).inc();
+        };
+        if !self.lifecycle.serve_with(swap).await {
+            tracing::info!(%version, "shutting down: the version loaded is not swapped in");
+            return;
+        }
+        match previous {
+            Some(previous) => {
+                tracing::info!(%version, %previous, "new model version in service")
+            }
+            None => tracing::info!(%version, "model loaded"),
+        }
+        state.loaded = Some(version);
+        state.refused = None;
+    }
+}
+
+/// The reload watcher once the version in service (if any) is loaded: see [`Watcher::start`].
+pub struct Watching {
+    watcher: Watcher,
+    state: WatchState,
+}
+
+impl Watching {
+    /// Checks `CURRENT` now and then every interval, until `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.watcher.check(&mut self.state).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.watcher.interval) => {}
+                _ = stop.wait_for(|&stopped| stopped) => return,
             }
         }
     }

@@ -200,16 +200,29 @@ pub async fn serve(
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};
+    // Whether the last `accept` failed for want of descriptors (logged once per run of them).
+    let mut failing = false;
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!(%error, "metrics endpoint: accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|&stopped| stopped) => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                failing = false;
+                stream
+            }
+            Err(error) if super::incoming::per_connection(&error) => continue,
+            Err(error) => {
+                // Out of descriptors, `accept` fails at once every time: log once and pause
+                // rather than spin in a loop.
+                if !failing {
+                    tracing::warn!(%error, "metrics endpoint: accept failed; retrying");
+                    failing = true;
+                }
+                tokio::time::sleep(super::incoming::ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {

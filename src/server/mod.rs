@@ -6,6 +6,7 @@
 //! - [`convert`] builds the protobuf responses and turns bad input into `Status`.
 //! - [`codec`] hands tonic's message bytes over undecoded.
 //! - [`holder`] keeps the model in service and swaps in new versions (the reload watcher).
+//! - [`incoming`] accepts connections: a handshake deadline, and a pause when out of descriptors.
 //! - [`metrics`] defines the Prometheus metrics and serves them over HTTP.
 //! - [`auth`] checks bearer tokens in constant time.
 //! - [`predlog`] appends every served score to SQLite from a background thread.
@@ -22,6 +23,7 @@ pub mod bench;
 pub mod codec;
 pub mod convert;
 pub mod holder;
+pub mod incoming;
 pub mod metrics;
 pub mod noop;
 pub mod predlog;
@@ -42,7 +44,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -62,6 +63,11 @@ pub const CONCURRENCY_PER_CONNECTION: usize = 64;
 /// Longest a call may take from its arrival to its response, reading the request included
 /// (a client's shorter `grpc-timeout` wins); then it fails with `CANCELLED`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a new connection may take to send its first bytes (the HTTP/2 preface or the start
+/// of a TLS handshake), and a TLS handshake to complete; then it is closed, so idle sockets
+/// cannot pile up until the server runs out of file descriptors.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request accepted with this `--max-batch`: room for a full batch of wide leads (16 KiB
 /// each), never below tonic's 4 MiB default nor above [`MAX_MESSAGE_BYTES`].
@@ -92,6 +98,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Serve the no-op ceiling instead of the model (for `leadscore bench`).
     pub noop: bool,
+    /// How long a new connection may take to start its handshake ([`HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Duration,
 }
 
 impl Config {
@@ -107,6 +115,7 @@ impl Config {
             metrics_listener: None,
             shutdown_grace: Duration::from_secs(30),
             noop: false,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -123,6 +132,7 @@ impl std::fmt::Debug for Config {
             .field("metrics", &self.metrics_listener)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("noop", &self.noop)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }
@@ -144,6 +154,11 @@ pub enum ServerError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "cannot load the model in service: {0} (fix it, promote a version that loads, or \
+         `leadscore models rollback`)"
+    )]
+    ModelInService(String),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -181,6 +196,9 @@ pub fn check_exposure(
 /// `shutdown_grace`), flushes the prediction log and returns.
 ///
 /// Health is `NOT_SERVING` until a model is loaded and from the moment `shutdown` completes.
+/// When `models/CURRENT` exists, the version it names is loaded before anything is served; if it
+/// cannot be (or `CURRENT` cannot be read), `run` returns [`ServerError::ModelInService`]. Without
+/// `CURRENT` the server waits, `NOT_SERVING`, for the first promotion.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -196,9 +214,36 @@ pub async fn run(
         metrics_listener,
         shutdown_grace,
         noop,
+        handshake_timeout,
     } = config;
     let metrics = Arc::new(Metrics::new());
     let (stop, stopped) = watch::channel(false);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let initial = if noop {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", initial).await;
+    health.set_service_status(SERVICE_NAME, initial).await;
+    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
+
+    // The version in service is loaded before anything else starts: one that cannot be loaded
+    // stops the server here, where its operator sees it.
+    let holder = Arc::new(ModelHolder::default());
+    let watching = if noop {
+        None
+    } else {
+        let watcher = Watcher {
+            registry: Registry::new(models),
+            holder: holder.clone(),
+            metrics: metrics.clone(),
+            lifecycle: lifecycle.clone(),
+            interval: reload_interval,
+        };
+        Some(watcher.start().await.map_err(ServerError::ModelInService)?)
+    };
 
     let prediction_log =
         match &prediction_log {
@@ -210,16 +255,6 @@ pub async fn run(
             )?),
             None => None,
         };
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let initial = if noop {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", initial).await;
-    health.set_service_status(SERVICE_NAME, initial).await;
-    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
     let reflection = tonic_reflection::server::Builder::configure()
@@ -235,7 +270,9 @@ pub async fn run(
     if let Some(tls) = &tls {
         builder = builder
             .tls_config(
-                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)),
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                    .timeout(handshake_timeout),
             )
             .map_err(ServerError::Tls)?;
     }
@@ -249,18 +286,8 @@ pub async fn run(
     let (stop_metrics, metrics_stopped) = watch::channel(false);
     let metrics_task = metrics_listener
         .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
-    let router = if noop {
-        router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
-    } else {
-        let holder = Arc::new(ModelHolder::default());
-        let watcher = Watcher {
-            registry: Registry::new(models),
-            holder: holder.clone(),
-            metrics: metrics.clone(),
-            lifecycle: lifecycle.clone(),
-            interval: reload_interval,
-        };
-        tasks.push(tokio::spawn(watcher.run(stopped.clone())));
+    let router = if let Some(watching) = watching {
+        tasks.push(tokio::spawn(watching.run(stopped.clone())));
         router.add_service(LeadScoringService::new(Shared {
             holder,
             metrics: metrics.clone(),
@@ -269,6 +296,8 @@ pub async fn run(
             max_batch,
             max_message_bytes: max_message_bytes(max_batch),
         }))
+    } else {
+        router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
     };
 
     let (draining, drain_started) = oneshot::channel();
@@ -285,7 +314,7 @@ pub async fn run(
             let _ = draining.send(());
         }
     };
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = incoming::Incoming::new(listener, handshake_timeout);
     let result = tokio::select! {
         result = router.serve_with_incoming_shutdown(incoming, signal) => result.map_err(ServerError::from),
         () = async {

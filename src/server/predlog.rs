@@ -15,7 +15,8 @@
 //! - a full queue drops the prediction, counts it in
 //!   `leadscore_prediction_log_dropped_total{reason="queue_full"}` and logs a warning;
 //! - a failed write (disk full, I/O error, database locked past the busy timeout) drops that
-//!   batch, counts it with `reason="write_failed"`, logs the error, and the writer carries on
+//!   batch, counts it with `reason="write_failed"`, logs the error (naming the file; while
+//!   writes keep failing, at most every 10 s), and the writer carries on
 //!   with the next batch;
 //! - on graceful shutdown everything queued is written before the server returns, within a time
 //!   bound ([`CLOSE_TIMEOUT`]): what is still queued then is dropped and counted with
@@ -38,6 +39,10 @@ use std::time::{Duration, Instant};
 
 /// Most predictions written in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// Least time between two logged write failures: a failing disk fails every batch, and a line
+/// per batch would flood the log (often kept on the same disk).
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long [`PredictionLog::close`] may spend writing what is queued at shutdown (one write
 /// already under way, up to the busy timeout, may add to it).
@@ -240,6 +245,8 @@ fn write_loop(
     path: &Path,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // While writes fail: when a failure was last logged.
+    let mut failure_logged: Option<Instant> = None;
     loop {
         // Read before draining: once the log is closed, nothing more enters the queue, so an
         // empty queue then means everything was taken.
@@ -281,19 +288,29 @@ fn write_loop(
             continue;
         }
         match write_batch(&mut connection, &batch) {
-            Ok(()) => metrics.prediction_log_written.inc_by(batch.len() as u64),
+            Ok(()) => {
+                metrics.prediction_log_written.inc_by(batch.len() as u64);
+                if failure_logged.take().is_some() {
+                    tracing::info!(path = %path.display(), "prediction log: writing again");
+                }
+            }
             Err(error) => {
-                tracing::error!(
-                    path = %path.display(),
-                    %error,
-                    dropped = batch.len(),
-                    "prediction log: write failed, predictions dropped (see \
-                     leadscore_prediction_log_dropped_total)"
-                );
-                metrics
+                let dropped = metrics
                     .prediction_log_dropped
-                    .with_label_values(&["write_failed"])
-                    .inc_by(batch.len() as u64);
+                    .with_label_values(&["write_failed"]);
+                dropped.inc_by(batch.len() as u64);
+                if failure_logged.is_none_or(|at| at.elapsed() >= FAILURE_LOG_INTERVAL) {
+                    tracing::error!(
+                        path = %path.display(),
+                        %error,
+                        dropped = batch.len(),
+                        dropped_so_far = dropped.get(),
+                        "prediction log: write failed, predictions dropped (see \
+                         leadscore_prediction_log_dropped_total; while writes keep failing, \
+                         this is logged at most every {FAILURE_LOG_INTERVAL:?})"
+                    );
+                    failure_logged = Some(Instant::now());
+                }
             }
         }
         batch.clear();
