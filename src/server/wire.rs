@@ -710,7 +710,8 @@ mod tests {
         };
         let entry = |inside: &[u8]| ld(2, &[ld(1, b"x"), inside.to_vec()].concat());
         // Where the groups go: the request, the lead, the map entry, the field value.
-        let places: [(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>); 4] = [
+        type Wrap = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+        let places: [(&str, Wrap); 4] = [
             ("request", Box::new(|g: &[u8]| g.to_vec())),
             ("lead", Box::new(|g: &[u8]| ld(1, g))),
             ("entry", Box::new(move |g: &[u8]| ld(1, &entry(g)))),
