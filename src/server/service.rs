@@ -217,7 +217,7 @@ impl<'a> Scratch<'a> {
     fn new(attributes: usize) -> Scratch<'a> {
         Scratch {
             values: Vec::with_capacity(attributes),
-            unknown: Vec::new(),
+            unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
             unknown_more: 0,
         }
     }
@@ -238,7 +238,12 @@ impl<'a> Scratch<'a> {
         if self.unknown.is_empty() {
             return None;
         }
-        let mut warning = format!("fields not used by model {version}, ignored: ");
+        // Sized once: the names (each cut to 64 characters) and their separators.
+        let names: usize = self.unknown.iter().map(|n| n.len().min(256) + 2).sum();
+        let mut warning = String::with_capacity(64 + version.len() + names);
+        warning.push_str("fields not used by model ");
+        warning.push_str(version);
+        warning.push_str(", ignored: ");
         for (i, name) in self.unknown.iter().enumerate() {
             if i > 0 {
                 warning.push_str(", ");
