@@ -32,6 +32,10 @@ pub const ECHO_CHARS: usize = 64;
 /// The first [`ECHO_CHARS`] characters of `text` (cut on a character boundary), and whether
 /// anything was cut off.
 pub fn echo_prefix(text: &str) -> (&str, bool) {
+    // No more bytes than the limit in characters: nothing to count (the usual case).
+    if text.len() <= ECHO_CHARS {
+        return (text, false);
+    }
     match text.char_indices().nth(ECHO_CHARS) {
         Some((end, _)) => (&text[..end], true),
         None => (text, false),

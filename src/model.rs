@@ -171,6 +171,9 @@ pub struct Model {
     by_name: HashMap<String, usize>,
     /// Log-odds of the average training lead: intercept + Σ weight · mean.
     average_logit: f64,
+    /// The warning for each attribute's imputed missing value, written once (most leads have
+    /// some: formatting them per lead cost more than copying).
+    imputed: Vec<String>,
 }
 
 impl Model {
@@ -273,10 +276,17 @@ impl Model {
                 .iter()
                 .map(|c| c.weight * c.mean)
                 .sum::<f64>();
+        let imputed = artifact
+            .encoder
+            .attributes
+            .iter()
+            .map(|a| format!("{}: missing value imputed", a.name))
+            .collect();
         Ok(Model {
             artifact,
             by_name,
             average_logit,
+            imputed,
         })
     }
 
@@ -323,11 +333,16 @@ impl Model {
     pub fn score_encoded(&self, features: &[f64], readings: &[Reading], explain: usize) -> Scored {
         let probability = sigmoid(self.logit(features));
         let mut warnings = Vec::new();
-        for (attribute, reading) in self.artifact.encoder.attributes.iter().zip(readings) {
+        for ((attribute, reading), imputed) in self
+            .artifact
+            .encoder
+            .attributes
+            .iter()
+            .zip(readings)
+            .zip(&self.imputed)
+        {
             match reading {
-                Reading::Missing => {
-                    warnings.push(format!("{}: missing value imputed", attribute.name))
-                }
+                Reading::Missing => warnings.push(imputed.clone()),
                 Reading::Other {
                     label,
                     unseen: true,
@@ -358,33 +373,27 @@ impl Model {
         let coefficients = &self.artifact.coefficients;
         let attributes = &self.artifact.encoder.attributes;
         // Contributions first; only the chosen attributes are described (which allocates).
-        let mut order: Vec<(f64, usize)> = attributes
+        let contributions: Vec<f64> = attributes
             .iter()
-            .enumerate()
-            .map(|(i, attribute)| {
+            .map(|attribute| {
                 let range = attribute.offset..attribute.offset + attribute.width();
-                let log_odds = coefficients[range.clone()]
+                coefficients[range.clone()]
                     .iter()
                     .zip(&features[range])
                     .map(|(c, x)| c.weight * (x - c.mean))
-                    .sum();
-                (log_odds, i)
+                    .sum()
             })
             .collect();
-        // Stable: ties keep attribute order.
-        order.sort_by(|a, b| b.0.total_cmp(&a.0));
-        // An attribute at the training average contributes zero up to rounding (±1e-17): it is
-        // no reason either way.
-        let positive = order.iter().filter(|f| f.0 > FACTOR_EPSILON).take(k);
-        let negative = order.iter().rev().filter(|f| f.0 < -FACTOR_EPSILON).take(k);
+        let (positive, negative) = chosen_factors(&contributions, k);
         positive
+            .into_iter()
             .chain(negative)
-            .map(|&(log_odds, i)| {
+            .map(|i| {
                 let (value, RateStat { leads, wins }) = attributes[i].describe(&readings[i]);
                 Factor {
                     field: attributes[i].name.clone(),
                     value,
-                    log_odds,
+                    log_odds: contributions[i],
                     closure_rate: (leads > 0).then(|| wins as f64 / leads as f64),
                     support: leads,
                 }
@@ -464,6 +473,58 @@ pub fn score_quantiles(probabilities: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// The attributes explaining a score: the `k` largest contributions above [`FACTOR_EPSILON`],
+/// largest first, and the `k` smallest below `-FACTOR_EPSILON`, smallest first. An attribute
+/// at the training average contributes zero up to rounding (±1e-17): it is no reason either way.
+/// Ties are ordered as reading a stable largest-first sort from either end orders them: earlier
+/// attributes first among the positive, later ones first among the negative. Found in one pass
+/// per side (k is a handful; sorting every attribute cost more than the rest of the choice).
+fn chosen_factors(contributions: &[f64], k: usize) -> (Vec<usize>, Vec<usize>) {
+    let positive = best(
+        contributions,
+        k,
+        |c| c > FACTOR_EPSILON,
+        |a, b| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1),
+    );
+    let negative = best(
+        contributions,
+        k,
+        |c| c < -FACTOR_EPSILON,
+        |a, b| a.0 < b.0 || (a.0 == b.0 && a.1 > b.1),
+    );
+    (positive, negative)
+}
+
+/// Indices of the first `k` of `values` that pass `keep`, in the order `before` (value, index)
+/// defines, by insertion into a list of at most `k`.
+fn best(
+    values: &[f64],
+    k: usize,
+    keep: impl Fn(f64) -> bool,
+    before: impl Fn((f64, usize), (f64, usize)) -> bool,
+) -> Vec<usize> {
+    let mut chosen: Vec<usize> = Vec::with_capacity(k.min(values.len()));
+    if k == 0 {
+        return chosen;
+    }
+    for (i, &v) in values.iter().enumerate() {
+        if !keep(v) {
+            continue;
+        }
+        let at = chosen
+            .iter()
+            .position(|&j| before((v, i), (values[j], j)))
+            .unwrap_or(chosen.len());
+        if at < k {
+            if chosen.len() == k {
+                chosen.pop();
+            }
+            chosen.insert(at, i);
+        }
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +539,42 @@ mod tests {
             text.trim()
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The factor choice equals the straightforward one: a stable sort, largest first, read
+    /// from both ends.
+    #[test]
+    fn chosen_factors_match_a_stable_sort() {
+        let reference = |c: &[f64], k: usize| {
+            let mut order: Vec<(f64, usize)> = c.iter().copied().zip(0..).collect();
+            order.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let positive = order.iter().filter(|f| f.0 > FACTOR_EPSILON).take(k);
+            let negative = order.iter().rev().filter(|f| f.0 < -FACTOR_EPSILON).take(k);
+            (
+                positive.map(|f| f.1).collect::<Vec<_>>(),
+                negative.map(|f| f.1).collect::<Vec<_>>(),
+            )
+        };
+        // A coarse grid of values so that ties (and near-zero contributions) are common.
+        let mut state = 7u64;
+        for case in 0..2000 {
+            let n = case % 23;
+            let c: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    match state >> 61 {
+                        0 => 1e-12,
+                        1 => -0.0,
+                        _ => ((state >> 33) % 9) as f64 / 4.0 - 1.0,
+                    }
+                })
+                .collect();
+            for k in [0, 1, 2, 3, 5, 30] {
+                assert_eq!(chosen_factors(&c, k), reference(&c, k), "{c:?} k={k}");
+            }
+        }
     }
 
     #[test]

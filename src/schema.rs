@@ -213,10 +213,18 @@ pub fn parse_number(cell: &str) -> Option<f64> {
 
 /// Reads yes/no style values.
 pub fn parse_flag(cell: &str) -> Option<bool> {
-    match normalise_category(cell).as_str() {
-        "1" | "1.0" | "true" | "t" | "yes" | "y" => Some(true),
-        "0" | "0.0" | "false" | "f" | "no" | "n" => Some(false),
-        _ => None,
+    // The same as matching `normalise_category(cell)` against the lists, without allocating:
+    // no token has inner whitespace, and only ASCII letters lower-case to the tokens' letters
+    // (the one other character that lower-cases to ASCII, the Kelvin sign, gives `k`).
+    const TRUE: [&str; 6] = ["1", "1.0", "true", "t", "yes", "y"];
+    const FALSE: [&str; 6] = ["0", "0.0", "false", "f", "no", "n"];
+    let cell = cell.trim();
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
+        Some(true)
+    } else if FALSE.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -364,6 +372,51 @@ mod tests {
             c.push(cell);
         }
         c
+    }
+
+    /// `parse_flag` answers as matching the normalised category against the lists would.
+    #[test]
+    fn parse_flag_matches_the_normalised_lists() {
+        let reference = |cell: &str| match normalise_category(cell).as_str() {
+            "1" | "1.0" | "true" | "t" | "yes" | "y" => Some(true),
+            "0" | "0.0" | "false" | "f" | "no" | "n" => Some(false),
+            _ => None,
+        };
+        let cells = [
+            "yes",
+            "YES",
+            " Yes ",
+            "\u{a0}y\u{a0}",
+            "\tTrue\n",
+            "t",
+            "T",
+            "1",
+            "1.0",
+            "no",
+            "No ",
+            "n",
+            "F",
+            "false",
+            "0",
+            "0.0",
+            "",
+            " ",
+            "y e s",
+            "ye s",
+            "yes yes",
+            "\u{212a}",
+            "\u{130}",
+            "ｙｅｓ",
+            "nö",
+            "01",
+            "1.00",
+            "-0",
+            "on",
+            "off",
+        ];
+        for cell in cells {
+            assert_eq!(parse_flag(cell), reference(cell), "{cell:?}");
+        }
     }
 
     fn kind_of(cells: &[&str]) -> Kind {

@@ -846,10 +846,11 @@ pub enum PromotePolicy {
     Never,
 }
 
-/// Writes the trained version to the registry and promotes it per `policy`.
+/// Writes the trained version to the registry and promotes it per `policy`. The version name
+/// may gain a suffix (see [`write_new_version`]), which `trained` then carries.
 pub fn save_and_promote(
     registry: &Registry,
-    trained: &Trained,
+    trained: &mut Trained,
     policy: PromotePolicy,
 ) -> Result<(PathBuf, Promotion), TrainError> {
     // Decide before writing, so the comparison cannot see a half-made registry.
@@ -898,11 +899,41 @@ pub fn save_and_promote(
             },
         },
     }
-    let path = registry.write_version(&trained.artifact)?;
+    let path = write_new_version(registry, &mut trained.artifact)?;
     if promotion.promoted {
         registry.promote(&trained.artifact.model_version)?;
     }
     Ok((path, promotion))
+}
+
+/// Most suffixes tried for a version name already taken.
+const MAX_VERSION_SUFFIX: u32 = 99;
+
+/// Writes `artifact` as a new version. Versions are named by the second and the data's hash, so
+/// two trainings of the same file within one second (or racing nightly jobs) would collide: the
+/// later one takes the next free name `NAME-2`, `NAME-3`, ... (later in `models list` order)
+/// rather than failing after the work of training.
+fn write_new_version(
+    registry: &Registry,
+    artifact: &mut ModelArtifact,
+) -> Result<PathBuf, RegistryError> {
+    let base = artifact.model_version.clone();
+    let mut suffix = 1;
+    loop {
+        match registry.write_version(artifact) {
+            Err(RegistryError::Io { source, .. })
+                if suffix < MAX_VERSION_SUFFIX
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty
+                    ) =>
+            {
+                suffix += 1;
+                artifact.model_version = format!("{base}-{suffix}");
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Log losses of the new model (its fit without the holdout) and the serving model on the

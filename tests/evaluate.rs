@@ -22,9 +22,9 @@ fn trained_model(dir: &Path, rows: usize, seed: u64) -> Model {
     let mut config = TrainConfig::new(&data, "converted");
     config.id = Some("lead_id".into());
     config.date = Some("created_at".into());
-    let trained = train(&config, &mut |_: &str| {}).unwrap();
+    let mut trained = train(&config, &mut |_: &str| {}).unwrap();
     let registry = Registry::new(dir.join("models"));
-    save_and_promote(&registry, &trained, PromotePolicy::Always).unwrap();
+    save_and_promote(&registry, &mut trained, PromotePolicy::Always).unwrap();
     registry.load_current().unwrap()
 }
 

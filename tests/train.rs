@@ -440,8 +440,8 @@ fn promote_auto_keeps_the_better_serving_model() {
     let good = dir.path().join("good.csv");
     write_sample(&good, 4000, 21).unwrap();
     let config = TrainConfig::new(&good, "converted");
-    let first = train(&config, &mut quiet()).unwrap();
-    let (_, promotion) = save_and_promote(&registry, &first, PromotePolicy::Auto).unwrap();
+    let mut first = train(&config, &mut quiet()).unwrap();
+    let (_, promotion) = save_and_promote(&registry, &mut first, PromotePolicy::Auto).unwrap();
     assert!(promotion.promoted);
 
     // A model trained without its informative columns is worse on the same holdout.
@@ -451,9 +451,8 @@ fn promote_auto_keeps_the_better_serving_model() {
         "source".into(),
         "days_since_last_touch".into(),
     ];
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // versions are named by second
-    let second = train(&weak, &mut quiet()).unwrap();
-    let (_, promotion) = save_and_promote(&registry, &second, PromotePolicy::Auto).unwrap();
+    let mut second = train(&weak, &mut quiet()).unwrap();
+    let (_, promotion) = save_and_promote(&registry, &mut second, PromotePolicy::Auto).unwrap();
     assert!(!promotion.promoted, "{}", promotion.reason);
     assert!(promotion.serving_log_loss.unwrap() < promotion.new_log_loss.unwrap());
     assert!(
@@ -507,15 +506,14 @@ fn promote_auto_judges_on_leads_newer_than_the_serving_model() {
     let mut weak = TrainConfig::new(&first_half, "converted");
     weak.date = Some("created_at".into());
     weak.drop = vec!["demo_requested".into(), "source".into()];
-    let serving = train(&weak, &mut quiet()).unwrap();
-    save_and_promote(&registry, &serving, PromotePolicy::Auto).unwrap();
+    let mut serving = train(&weak, &mut quiet()).unwrap();
+    save_and_promote(&registry, &mut serving, PromotePolicy::Auto).unwrap();
 
     // Tonight: the whole year, all columns. Its holdout is the newest 20%, after June.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let mut strong = TrainConfig::new(&all, "converted");
     strong.date = Some("created_at".into());
-    let candidate = train(&strong, &mut quiet()).unwrap();
-    let (_, promotion) = save_and_promote(&registry, &candidate, PromotePolicy::Auto).unwrap();
+    let mut candidate = train(&strong, &mut quiet()).unwrap();
+    let (_, promotion) = save_and_promote(&registry, &mut candidate, PromotePolicy::Auto).unwrap();
     assert!(promotion.promoted, "{}", promotion.reason);
     let scope = promotion.compared_on.unwrap();
     assert!(
@@ -547,4 +545,31 @@ fn a_holdout_without_both_outcomes_is_refused() {
         err.contains("the holdout (the most recent 20% of leads by \"created\") has 0 won"),
         "{err}"
     );
+}
+
+/// Two trainings of the same data within one second: the second version gets a suffix instead
+/// of failing after training, and its file names the version it is stored as.
+#[test]
+fn a_version_name_already_taken_gets_a_suffix() {
+    let (dir, mut trained) = train_sample(2000, 3, false);
+    let registry = Registry::new(dir.path().join("models"));
+    let (first, _) = save_and_promote(&registry, &mut trained, PromotePolicy::Always).unwrap();
+    let name = trained.artifact.model_version.clone();
+    let (second, _) = save_and_promote(&registry, &mut trained, PromotePolicy::Always).unwrap();
+    // A third training of the same data in the same second starts from the same name.
+    trained.artifact.model_version = name.clone();
+    let (third, _) = save_and_promote(&registry, &mut trained, PromotePolicy::Never).unwrap();
+    let (name2, name3) = (format!("{name}-2"), format!("{name}-3"));
+    assert_eq!(trained.artifact.model_version, name3);
+    assert_eq!(first, registry.model_path(&name));
+    assert_eq!(second, registry.model_path(&name2));
+    assert_eq!(third, registry.model_path(&name3));
+    assert_eq!(
+        registry.versions().unwrap(),
+        [name.clone(), name2.clone(), name3.clone()]
+    );
+    assert_eq!(registry.current_version().unwrap(), Some(name2.clone()));
+    for version in [&name, &name2, &name3] {
+        assert_eq!(registry.load(version).unwrap().version(), version.as_str());
+    }
 }

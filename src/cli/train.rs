@@ -80,10 +80,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{line}");
         }
     };
-    let trained = train(&config, &mut progress)
+    let mut trained = train(&config, &mut progress)
         .with_context(|| format!("training on {}", args.data.display()))?;
     let registry = Registry::new(&args.models);
-    let (path, promotion) = save_and_promote(&registry, &trained, args.promote)
+    let (path, promotion) = save_and_promote(&registry, &mut trained, args.promote)
         .with_context(|| format!("saving the model in {}", args.models.display()))?;
     let a = &trained.artifact;
     let mut out = String::new();

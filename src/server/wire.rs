@@ -16,9 +16,10 @@
 //! wins (so does the last entry of a repeated map key and the last member of a oneof), a message
 //! field sent more than once is merged (a `lead`, or a map entry's `FieldValue`: see
 //! [`Embedded`]), unknown fields are skipped (groups included), and an unset `FieldValue` is
-//! missing. Varints longer than 64 bits, keys above `u32::MAX`, field number 0 and wire types 6
-//! and 7 are errors, as in prost. The tests check this reader against prost on the same
-//! messages, canonical and not.
+//! missing. Varints longer than 64 bits, keys above `u32::MAX`, field number 0, wire types 6 and
+//! 7, and nesting past prost's recursion limit are errors, as in prost. The tests and the
+//! `score_request` fuzz target check this reader against prost on the same messages, canonical
+//! and not.
 
 use crate::encoder::RawValue;
 
@@ -36,21 +37,43 @@ const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
 
-/// How deep groups may nest inside an unknown field before the message is refused (prost's
-/// default recursion limit).
-const MAX_GROUP_DEPTH: u32 = 100;
+/// prost's recursion limit, as its `DecodeContext` counts it: every embedded message and every
+/// group (inside an unknown field) uses one level, and a field met with no level left is an
+/// error. The request's own fields have all 100; a `Lead`'s have 99, a map entry's 98, a
+/// `FieldValue`'s 97, so groups nested in an unknown field of a `FieldValue` run out sooner than
+/// the same groups at the top (found by the `score_request` fuzz target, which checks this
+/// reader against prost).
+const RECURSION_LIMIT: u32 = 100;
+const LEAD_LEVELS: u32 = RECURSION_LIMIT - 1;
+const ENTRY_LEVELS: u32 = RECURSION_LIMIT - 2;
+const VALUE_LEVELS: u32 = RECURSION_LIMIT - 3;
 
 /// A cursor over one message's bytes.
 struct Reader<'a> {
     buf: &'a [u8],
+    /// Recursion levels left for this message's fields (see [`RECURSION_LIMIT`]).
+    levels: u32,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
+    fn new(buf: &'a [u8], levels: u32) -> Self {
+        Reader { buf, levels }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Keys, lengths and small numbers are one byte: the common case, kept out of the loop.
+        match self.buf.first() {
+            Some(&byte) if byte < 0x80 => {
+                self.buf = &self.buf[1..];
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             // The tenth byte holds bit 63 only: anything more would overflow 64 bits.
@@ -66,6 +89,7 @@ impl<'a> Reader<'a> {
         Err(WireError("bad varint"))
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.buf.len() {
             return Err(WireError("truncated message"));
@@ -76,6 +100,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, or `None` at the end of the message.
+    #[inline]
     fn key(&mut self) -> Result<Option<(u64, u8)>> {
         if self.buf.is_empty() {
             return Ok(None);
@@ -94,46 +119,45 @@ impl<'a> Reader<'a> {
         Ok(Some((field, wire_type)))
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.varint()?;
         self.take(usize::try_from(len).map_err(|_| WireError("length too large"))?)
     }
 
+    #[inline]
     fn string(&mut self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| WireError("string is not valid UTF-8"))
     }
 
     /// Skips an unknown field (`field` is its number: a group ends with the same number).
     fn skip(&mut self, field: u64, wire_type: u8) -> Result<()> {
-        self.skip_nested(field, wire_type, 0)
+        self.skip_nested(field, wire_type, self.levels)
     }
 
-    fn skip_nested(&mut self, field: u64, wire_type: u8, depth: u32) -> Result<()> {
+    fn skip_nested(&mut self, field: u64, wire_type: u8, levels: u32) -> Result<()> {
+        if levels == 0 {
+            return Err(WireError("message nested too deeply"));
+        }
         match wire_type {
             VARINT => self.varint().map(drop),
             FIXED64 => self.take(8).map(drop),
             LENGTH_DELIMITED => self.bytes().map(drop),
             FIXED32 => self.take(4).map(drop),
-            START_GROUP => {
-                if depth >= MAX_GROUP_DEPTH {
-                    return Err(WireError("groups nested too deep"));
+            START_GROUP => loop {
+                match self.key()? {
+                    None => return Err(WireError("truncated message")),
+                    Some((inner, END_GROUP)) if inner == field => return Ok(()),
+                    Some((_, END_GROUP)) => return Err(WireError("unexpected end group")),
+                    Some((inner, inner_type)) => self.skip_nested(inner, inner_type, levels - 1)?,
                 }
-                loop {
-                    match self.key()? {
-                        None => return Err(WireError("truncated message")),
-                        Some((inner, END_GROUP)) if inner == field => return Ok(()),
-                        Some((_, END_GROUP)) => return Err(WireError("unexpected end group")),
-                        Some((inner, inner_type)) => {
-                            self.skip_nested(inner, inner_type, depth + 1)?
-                        }
-                    }
-                }
-            }
+            },
             _ => Err(WireError("unexpected end group")),
         }
     }
 
     /// Reads a field of the expected wire type, or fails.
+    #[inline]
     fn expect(&self, wire_type: u8, expected: u8) -> Result<()> {
         if wire_type == expected {
             Ok(())
@@ -165,22 +189,20 @@ impl<'a> Embedded<'a> {
     }
 
     /// Reads the fields of every occurrence in order, calling `visit(reader, number, wire type)`
-    /// for each; `visit` must consume the field.
-    fn fields(self, mut visit: impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>) -> Result<()> {
-        let mut read = |part: &'a [u8]| {
-            let mut reader = Reader::new(part);
-            while let Some((number, wire_type)) = reader.key()? {
-                visit(&mut reader, number, wire_type)?;
-            }
-            Ok(())
-        };
+    /// for each; `visit` must consume the field. `levels` is the recursion levels the embedded
+    /// message's fields have (its parent's have one more).
+    fn fields(
+        self,
+        levels: u32,
+        mut visit: impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>,
+    ) -> Result<()> {
         match self {
-            Embedded::Once(part) => read(part),
+            Embedded::Once(part) => read_fields(part, levels, &mut visit),
             Embedded::Merged { parent, field } => {
-                let mut reader = Reader::new(parent);
+                let mut reader = Reader::new(parent, levels + 1);
                 while let Some((number, wire_type)) = reader.key()? {
                     if number == field && wire_type == LENGTH_DELIMITED {
-                        read(reader.bytes()?)?;
+                        read_fields(reader.bytes()?, levels, &mut visit)?;
                     } else {
                         reader.skip(number, wire_type)?;
                     }
@@ -189,6 +211,20 @@ impl<'a> Embedded<'a> {
             }
         }
     }
+}
+
+/// Calls `visit(reader, number, wire type)` for each field of one message's bytes.
+#[inline(always)]
+fn read_fields<'a>(
+    part: &'a [u8],
+    levels: u32,
+    visit: &mut impl FnMut(&mut Reader<'a>, u64, u8) -> Result<()>,
+) -> Result<()> {
+    let mut reader = Reader::new(part, levels);
+    while let Some((number, wire_type)) = reader.key()? {
+        visit(&mut reader, number, wire_type)?;
+    }
+    Ok(())
 }
 
 /// A `ScoreLeadRequest`: the encoded lead (if set) and the number of factors asked for.
@@ -217,7 +253,7 @@ pub enum BatchError {
 }
 
 pub fn score_lead_request(buf: &[u8]) -> Result<ScoreLeadRequest<'_>> {
-    let mut reader = Reader::new(buf);
+    let mut reader = Reader::new(buf, RECURSION_LIMIT);
     let mut request = ScoreLeadRequest {
         lead: None,
         explain: 0,
@@ -244,7 +280,7 @@ pub fn score_leads_request(
     buf: &[u8],
     max_leads: usize,
 ) -> std::result::Result<ScoreLeadsRequest<'_>, BatchError> {
-    let mut reader = Reader::new(buf);
+    let mut reader = Reader::new(buf, RECURSION_LIMIT);
     let mut request = ScoreLeadsRequest {
         leads: Vec::new(),
         explain: 0,
@@ -278,7 +314,7 @@ pub fn lead<'a>(
     mut field: impl FnMut(&'a [u8], Embedded<'a>) -> Result<()>,
 ) -> Result<&'a str> {
     let mut lead_id = "";
-    lead.fields(|reader, number, wire_type| {
+    lead.fields(LEAD_LEVELS, |reader, number, wire_type| {
         match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
@@ -298,7 +334,7 @@ pub fn lead<'a>(
 
 /// A map entry's key and encoded value.
 fn map_entry(buf: &[u8]) -> Result<(&[u8], Embedded<'_>)> {
-    let mut reader = Reader::new(buf);
+    let mut reader = Reader::new(buf, ENTRY_LEVELS);
     let mut name: &[u8] = &[];
     let mut value = None;
     while let Some((number, wire_type)) = reader.key()? {
@@ -326,7 +362,7 @@ pub fn name(bytes: &[u8]) -> Result<&str> {
 /// Decodes an encoded `FieldValue`; unset (or empty) is missing.
 pub fn field_value(value: Embedded<'_>) -> Result<RawValue<'_>> {
     let mut raw = RawValue::Missing;
-    value.fields(|reader, number, wire_type| {
+    value.fields(VALUE_LEVELS, |reader, number, wire_type| {
         match number {
             1 => {
                 reader.expect(wire_type, FIXED64)?;
@@ -642,6 +678,65 @@ mod tests {
                 assert_eq!(ours, prost, "{what}");
             }
         }
+    }
+
+    /// Groups nested in an unknown field, at each level of the request, around prost's
+    /// recursion limit: refused exactly where prost refuses them.
+    #[test]
+    fn nesting_is_limited_where_prost_limits_it() {
+        fn varint(mut n: usize, out: &mut Vec<u8>) {
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
+        // Length-delimited field `field` holding `bytes`.
+        fn ld(field: u8, bytes: &[u8]) -> Vec<u8> {
+            let mut out = vec![(field << 3) | 2];
+            varint(bytes.len(), &mut out);
+            out.extend(bytes);
+            out
+        }
+        // `n` groups of unknown field 9, the innermost holding an unknown varint when `filled`.
+        let groups = |n: usize, filled: bool| {
+            let inner: &[u8] = if filled { &[0x48, 0x01] } else { &[] };
+            [vec![0x4b; n], inner.to_vec(), vec![0x4c; n]].concat()
+        };
+        let entry = |inside: &[u8]| ld(2, &[ld(1, b"x"), inside.to_vec()].concat());
+        // Where the groups go: the request, the lead, the map entry, the field value.
+        let places: [(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>); 4] = [
+            ("request", Box::new(|g: &[u8]| g.to_vec())),
+            ("lead", Box::new(|g: &[u8]| ld(1, g))),
+            ("entry", Box::new(move |g: &[u8]| ld(1, &entry(g)))),
+            ("value", Box::new(move |g: &[u8]| ld(1, &entry(&ld(2, g))))),
+        ];
+        let ours = |bytes: &[u8]| -> Result<()> {
+            let request = score_lead_request(bytes)?;
+            if let Some(lead_bytes) = request.lead {
+                lead(lead_bytes, |n, v| name(n).and(field_value(v)).map(drop))?;
+            }
+            Ok(())
+        };
+        let mut refused = 0;
+        for (place, wrap) in &places {
+            for n in 94..=101 {
+                for filled in [false, true] {
+                    let bytes = wrap(&groups(n, filled));
+                    let prost = pb::ScoreLeadRequest::decode(bytes.as_slice());
+                    assert_eq!(
+                        ours(&bytes).is_ok(),
+                        prost.is_ok(),
+                        "{n} groups in the {place} (filled: {filled}): prost {prost:?}"
+                    );
+                    refused += prost.is_err() as usize;
+                }
+            }
+        }
+        assert!(
+            refused > 0 && refused < 64,
+            "the limit was crossed: {refused}"
+        );
     }
 
     #[test]
