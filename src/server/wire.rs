@@ -335,13 +335,18 @@ pub fn lead<'a>(
 /// A map entry's key and encoded value.
 fn map_entry(buf: &[u8]) -> Result<(&[u8], Embedded<'_>)> {
     let mut reader = Reader::new(buf, ENTRY_LEVELS);
-    let mut name: &[u8] = &[];
+    let mut name: Option<&[u8]> = None;
     let mut value = None;
     while let Some((number, wire_type)) = reader.key()? {
         match number {
             1 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
-                name = reader.bytes()?;
+                // The last key wins, but prost checks every one it reads: so must this reader
+                // (the last is checked by whoever uses it; a repeated key is rare).
+                if let Some(earlier) = name {
+                    self::name(earlier)?;
+                }
+                name = Some(reader.bytes()?);
             }
             2 => {
                 reader.expect(wire_type, LENGTH_DELIMITED)?;
@@ -351,7 +356,7 @@ fn map_entry(buf: &[u8]) -> Result<(&[u8], Embedded<'_>)> {
             _ => reader.skip(number, wire_type)?,
         }
     }
-    Ok((name, value.unwrap_or(Embedded::Once(&[]))))
+    Ok((name.unwrap_or(&[]), value.unwrap_or(Embedded::Once(&[]))))
 }
 
 /// A field name the caller does not know, as text.
@@ -737,6 +742,34 @@ mod tests {
             refused > 0 && refused < 64,
             "the limit was crossed: {refused}"
         );
+    }
+
+    /// A map entry whose key comes twice, the first not UTF-8: prost refuses it (it checks
+    /// every string it reads), so this reader does too, though the last key wins.
+    #[test]
+    fn every_key_of_a_map_entry_is_checked_as_prost_does() {
+        // Lead { fields: entry { key: [0xff], key: "x", value: {} } }, in a ScoreLeadRequest.
+        let entry = [0x0a, 0x01, 0xff, 0x0a, 0x01, b'x', 0x12, 0x00];
+        let lead_bytes = [&[0x12, entry.len() as u8][..], &entry].concat();
+        let request = [&[0x0a, lead_bytes.len() as u8][..], &lead_bytes].concat();
+        assert!(pb::ScoreLeadRequest::decode(request.as_slice()).is_err());
+        let parsed = score_lead_request(&request).unwrap();
+        let read = lead(parsed.lead.unwrap(), |n, v| {
+            name(n).and(field_value(v)).map(drop)
+        });
+        assert_eq!(read, Err(WireError("field name is not valid UTF-8")));
+        // Valid twice: the last wins, as in prost.
+        let entry = [0x0a, 0x01, b'y', 0x0a, 0x01, b'x', 0x12, 0x00];
+        let lead_bytes = [&[0x12, entry.len() as u8][..], &entry].concat();
+        let decoded = pb::Lead::decode(lead_bytes.as_slice()).unwrap();
+        assert!(decoded.fields.contains_key("x"));
+        let mut names = Vec::new();
+        lead(Embedded::Once(&lead_bytes), |n, _| {
+            names.push(name(n)?.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(names, ["x"]);
     }
 
     #[test]
