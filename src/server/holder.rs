@@ -345,6 +345,14 @@ pub fn load_and_validate(registry: &Registry, version: &str) -> Result<Model, St
             "the artifact's model_version differs from its directory name"
         );
     }
+    check_scores(&model)?;
+    Ok(model)
+}
+
+/// The check a loaded model passes before it serves, beyond [`Model::new`]'s: a lead with every
+/// value missing scores to a probability in (0, 1). Public so the fuzz targets (`fuzz/`) apply
+/// the same check to artifacts read from bytes.
+pub fn check_scores(model: &Model) -> Result<(), String> {
     let probe = model
         .score(|_| RawValue::Missing, 1)
         .map_err(|e| format!("a lead with every value missing cannot be scored: {e}"))?;
@@ -354,7 +362,7 @@ pub fn load_and_validate(registry: &Registry, version: &str) -> Result<Model, St
             probe.probability
         ));
     }
-    Ok(model)
+    Ok(())
 }
 
 #[cfg(test)]

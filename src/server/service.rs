@@ -276,9 +276,7 @@ impl Shared {
             .lead
             .ok_or_else(|| invalid_field("lead", "a lead is required"))?;
         let model = self.model()?;
-        let mut scratch = Scratch::new(model.encoder().attributes.len());
-        let response = score_one(&model, lead, request.explain, &mut scratch)
-            .map_err(|e| e.into_status("lead"))?;
+        let response = score_lead_with(&model, lead, request.explain)?;
         self.served(&model.model, std::slice::from_ref(&response));
         Ok(response)
     }
@@ -296,13 +294,7 @@ impl Shared {
                 ),
             })?;
         let model = self.model()?;
-        let mut scratch = Scratch::new(model.encoder().attributes.len());
-        let mut results = Vec::with_capacity(request.leads.len());
-        for (i, &lead) in request.leads.iter().enumerate() {
-            let response = score_one(&model, Embedded::Once(lead), request.explain, &mut scratch)
-                .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
-            results.push(response);
-        }
+        let results = score_leads_with(&model, &request.leads, request.explain)?;
         self.served(&model.model, &results);
         Ok(pb::ScoreLeadsResponse { results })
     }
@@ -328,6 +320,35 @@ impl Shared {
             }
         }
     }
+}
+
+/// The answer to `ScoreLead` for the request's `lead` (read by [`wire::score_lead_request`]),
+/// scored with `served`; the call's metrics and prediction log are the caller's. Public so the
+/// fuzz targets (`fuzz/`) run the server's own request → features → response path.
+pub fn score_lead_with(
+    served: &Served,
+    lead: Embedded<'_>,
+    explain: u32,
+) -> Result<pb::ScoreLeadResponse, Status> {
+    let mut scratch = Scratch::new(served.encoder().attributes.len());
+    score_one(served, lead, explain, &mut scratch).map_err(|e| e.into_status("lead"))
+}
+
+/// The results of `ScoreLeads` for the request's `leads` (read by
+/// [`wire::score_leads_request`]), in order; the first lead that cannot be scored fails the call.
+pub fn score_leads_with(
+    served: &Served,
+    leads: &[&[u8]],
+    explain: u32,
+) -> Result<Vec<pb::ScoreLeadResponse>, Status> {
+    let mut scratch = Scratch::new(served.encoder().attributes.len());
+    let mut results = Vec::with_capacity(leads.len());
+    for (i, &lead) in leads.iter().enumerate() {
+        let response = score_one(served, Embedded::Once(lead), explain, &mut scratch)
+            .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
+        results.push(response);
+    }
+    Ok(results)
 }
 
 /// Why one lead could not be scored.
