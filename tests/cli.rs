@@ -208,6 +208,11 @@ fn every_other_refusal_names_its_cause_with_its_exit_code() {
         "lead_id,web_visits,converted\nL1,3,1\nL2,4,maybe\nL3,5,0\n",
     );
     let garbage = write(dir.path(), "garbage.pem", "not a certificate\n");
+    let duplicate = write(
+        dir.path(),
+        "duplicate.csv",
+        "lead_id,web_visits,web_visits\nL1,3,4\n",
+    );
     let outcomes = write(
         dir.path(),
         "outcomes.csv",
@@ -257,6 +262,17 @@ fn every_other_refusal_names_its_cause_with_its_exit_code() {
             vec!["models", "promote", "../etc", "--models", m],
             1,
             "no version \"../etc\"",
+        ),
+        (
+            vec![
+                "score",
+                "--data",
+                duplicate.to_str().unwrap(),
+                "--models",
+                m,
+            ],
+            1,
+            "header has the column \"web_visits\" twice (columns 2 and 3)",
         ),
         // Training.
         (

@@ -793,6 +793,11 @@ async fn health_is_not_serving_until_a_model_loads_and_from_shutdown() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("no model is loaded yet"),
+        "{}",
+        status.message()
+    );
 
     // A model is promoted: the server picks it up and turns SERVING.
     Registry::new(models.path()).promote("test-a").unwrap();
