@@ -459,6 +459,20 @@ fn start_up_refusals_name_the_cause_and_exit_1() {
     );
 }
 
+/// The slowest of 50 `ScoreLead` calls in a row, each of which must succeed.
+async fn slowest_of_50_calls(mut client: LeadScoringClient<Channel>, lead: &pb::Lead) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let started = Instant::now();
+        client
+            .score_lead(score_request(lead.clone(), 3))
+            .await
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}
+
 /// Open-file limit of this process (the server child inherits it).
 fn open_file_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
@@ -508,16 +522,7 @@ async fn thousands_of_idle_connections_do_not_starve_a_client() {
         }
     }
     let opening = opened.elapsed();
-    let mut client = server.client().await;
-    let mut slowest = Duration::ZERO;
-    for _ in 0..50 {
-        let started = Instant::now();
-        client
-            .score_lead(score_request(lead.clone(), 3))
-            .await
-            .unwrap();
-        slowest = slowest.max(started.elapsed());
-    }
+    let slowest = slowest_of_50_calls(server.client().await, &lead).await;
     let rss_after = server.rss_kb();
     println!(
         "{} idle connections opened in {opening:?}; 50 calls beside them, slowest {slowest:?}; \
@@ -600,16 +605,8 @@ async fn an_oversized_message_does_not_starve_other_clients() {
         LeadScoringClient::new(server.channel().await).max_encoding_message_size(usize::MAX);
     let big = tokio::spawn(async move { big_client.score_lead(score_request(huge, 0)).await });
 
-    let mut client = server.client().await; // its own connection
-    let mut slowest = Duration::ZERO;
-    for _ in 0..50 {
-        let started = Instant::now();
-        client
-            .score_lead(score_request(lead.clone(), 3))
-            .await
-            .unwrap();
-        slowest = slowest.max(started.elapsed());
-    }
+    // On a connection of its own.
+    let slowest = slowest_of_50_calls(server.client().await, &lead).await;
     let status = big.await.unwrap().unwrap_err();
     println!("50 calls beside a 65 MiB request: slowest {slowest:?}; the big one: {status:?}");
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
