@@ -3,8 +3,8 @@
 //! binary; the others run the server in-process on 127.0.0.1:0.
 
 use crate::server::{
-    attribute_of_kind, csv_leads, fixture, http_get, metric_value, model, number, registry,
-    score_request, start, start_serving, text,
+    attribute_of_kind, csv_leads, eventually, fixture, http_get, metric_value, model, number,
+    registry, score_request, start, start_serving, text,
 };
 use leadscore::pb;
 use leadscore::pb::lead_scoring_client::LeadScoringClient;
@@ -792,4 +792,70 @@ async fn the_default_log_has_no_tokens_and_no_lead_values() {
             assert!(!log.contains(t.as_str()), "{t} logged:\n{log}");
         }
     }
+}
+
+/// User plus system CPU time a process has used, from `/proc/PID/stat` (fields 14 and 15, in
+/// clock ticks of 10 ms: `getconf CLK_TCK` is 100 on Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After "pid (comm) ", the state is field 3; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Out of file descriptors, `accept` fails at once every time: the server pauses between
+/// attempts instead of spinning (before the fix it held a core at ~60-100%), logs it once, and
+/// serves again as soon as connections close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_waits_without_spinning_and_recovers() {
+    let f = fixture();
+    let models = registry(&[&f.a], Some("test-a"));
+    let server =
+        ServerProcess::start("ulimit -n 64", &["--models", path_str(models.path())]).unwrap();
+    let pid = server.child.id();
+    // More connections than the server has descriptors left: the kernel queues the rest.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    eventually("accept to fail for want of descriptors", || async {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .contains("cannot accept connections")
+    })
+    .await;
+    // CPU time, not wall time: other load on the machine does not change it.
+    let before = cpu_time(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = cpu_time(pid) - before;
+    eprintln!("out of descriptors: the server used {spent:?} of CPU in 1 s");
+    assert!(spent < Duration::from_millis(300), "{spent:?}");
+
+    drop(flood);
+    eventually("a call to succeed again", || async {
+        let call = async {
+            let mut client = LeadScoringClient::connect(format!("http://{}", server.addr))
+                .await
+                .ok()?;
+            client.get_model_info(pb::GetModelInfoRequest {}).await.ok()
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), call).await,
+            Ok(Some(_))
+        )
+    })
+    .await;
+    let (code, log) = server.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("accepting connections again"), "{log}");
+    assert_eq!(
+        log.matches("cannot accept connections").count(),
+        1,
+        "logged once, not on every retry:\n{log}"
+    );
 }

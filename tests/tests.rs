@@ -5,6 +5,7 @@ mod common;
 mod evaluate;
 mod hardening;
 mod properties;
+mod refusals;
 mod registry;
 mod server;
 mod train;

@@ -52,10 +52,15 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     }
     match &args.out {
         Some(path) => {
-            let mut file = AtomicFile::create(path)?;
-            write_csv(&scored.rows, explain, &mut file)
-                .with_context(|| format!("writing {}", path.display()))?;
-            file.commit()?;
+            // Every step names the file asked for (creating the temporary file beside it
+            // would otherwise name only its directory).
+            let written: anyhow::Result<()> = (|| {
+                let mut file = AtomicFile::create(path)?;
+                write_csv(&scored.rows, explain, &mut file)?;
+                file.commit()?;
+                Ok(())
+            })();
+            written.with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
                 "scored {} leads with model {} → {}",
                 table.rows(),

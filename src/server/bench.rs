@@ -234,10 +234,13 @@ pub async fn measure(
         );
     }
     let token = match &config.auth_token {
-        Some(t) => Some(
-            MetadataValue::try_from(format!("Bearer {t}"))
-                .map_err(|_| BenchError::Config("the auth token is not valid ASCII".into()))?,
-        ),
+        Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
+            BenchError::Config(
+                "the auth token has characters an HTTP header cannot carry (control \
+                     characters)"
+                    .into(),
+            )
+        })?),
         None => None,
     };
     let start = Instant::now();
