@@ -59,10 +59,7 @@ fn csv_seeds() -> Seeds {
              3,\"\",won\r\n"
                 .into(),
         ),
-        (
-            "ragged.csv",
-            "a,b,c\n1,2,3\n4,5\n".into(),
-        ),
+        ("ragged.csv", "a,b,c\n1,2,3\n4,5\n".into()),
         ("header_only.csv", "lead_id,converted\n".into()),
         ("duplicate_header.csv", "id,x,x\n1,2,3\n".into()),
         ("not_utf8.csv", b"id,name\n1,M\xfcller\n".to_vec()),
@@ -187,7 +184,10 @@ fn request_seeds() -> Seeds {
         ("score_lead_bad_flag.bin", one(bad_flag, 1)),
         ("score_lead_nan.bin", one(nan, 1)),
         ("score_lead_category_flag.bin", one(category_flag, 10)),
-        ("score_lead_long_id.bin", one(full_lead(&"x".repeat(300)), 1)),
+        (
+            "score_lead_long_id.bin",
+            one(full_lead(&"x".repeat(300)), 1),
+        ),
         ("score_lead_merged.bin", merged),
         ("score_lead_unknown_fields.bin", unknown),
         ("score_lead_deep_group_in_value.bin", deep),
@@ -229,7 +229,10 @@ fn model_seeds() -> Seeds {
     let keep = ["source", "employees", "demo_requested"];
     let mut offset = 0;
     let mut coefficients = Vec::new();
-    small.encoder.attributes.retain(|a| keep.contains(&a.name.as_str()));
+    small
+        .encoder
+        .attributes
+        .retain(|a| keep.contains(&a.name.as_str()));
     for a in &mut small.encoder.attributes {
         coefficients.extend_from_slice(&artifact.coefficients[a.offset..a.offset + a.width()]);
         a.offset = offset;
