@@ -1,9 +1,9 @@
 //! Writes the committed seed inputs of the fuzz targets to `seeds/<target>/`.
 //!
 //! Run from `fuzz/`: `cargo run --example make_seeds` (stable is enough). It overwrites the
-//! seeds it makes and leaves other files (crash inputs kept as regressions) alone. The requests
-//! are encoded by prost from the generated types; the models are the one shipped in `models/`
-//! and variants of it.
+//! seeds it makes and leaves other files (crash inputs kept as regressions) alone, and writes the
+//! same bytes on every run. The requests are encoded by prost from the generated types (map
+//! entries in name order); the models are the one shipped in `models/` and variants of it.
 
 use leadscore::model::ModelArtifact;
 use leadscore::pb;
@@ -59,10 +59,7 @@ fn csv_seeds() -> Seeds {
              3,\"\",won\r\n"
                 .into(),
         ),
-        (
-            "ragged.csv",
-            "a,b,c\n1,2,3\n4,5\n".into(),
-        ),
+        ("ragged.csv", "a,b,c\n1,2,3\n4,5\n".into()),
         ("header_only.csv", "lead_id,converted\n".into()),
         ("duplicate_header.csv", "id,x,x\n1,2,3\n".into()),
         ("not_utf8.csv", b"id,name\n1,M\xfcller\n".to_vec()),
@@ -120,13 +117,6 @@ fn full_lead(id: &str) -> pb::Lead {
 
 fn request_seeds() -> Seeds {
     use pb::field_value::Kind::{Flag, Number, Text};
-    let one = |lead: pb::Lead, explain: u32| {
-        pb::ScoreLeadRequest {
-            lead: Some(lead),
-            explain,
-        }
-        .encode_to_vec()
-    };
     let mut sparse = pb::Lead {
         lead_id: "L0000042".into(),
         ..Default::default()
@@ -157,10 +147,10 @@ fn request_seeds() -> Seeds {
         .insert("source".into(), value(Flag(false)));
 
     // The lead sent twice: prost merges the two copies.
-    let mut merged = one(full_lead("first"), 2);
-    merged.extend(one(sparse.clone(), 0));
+    let mut merged = score_lead_request(full_lead("first"), 2);
+    merged.extend(score_lead_request(sparse.clone(), 0));
     // Unknown fields of every wire type, a group among them, then explain again.
-    let mut unknown = one(sparse.clone(), 1);
+    let mut unknown = score_lead_request(sparse.clone(), 1);
     unknown.extend([9 << 3, 150, 1]);
     unknown.extend([(9 << 3) | 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     unknown.extend([(9 << 3) | 2, 2, b'h', b'i']);
@@ -170,24 +160,33 @@ fn request_seeds() -> Seeds {
 
     // A field value holding an unknown group nested 98 deep: the wire reader allows 100 levels
     // inside each message, prost 100 in all (the request, lead, map entry and value use 3).
-    let frame = |field: u8, body: &[u8]| {
-        let mut message = vec![field << 3 | 2];
-        prost::encoding::encode_varint(body.len() as u64, &mut message);
-        message.extend(body);
-        message
-    };
     let deep_value = [vec![0x4b; 98], vec![0x4c; 98]].concat();
     let entry = [b"\x0a\x01x".to_vec(), frame(2, &deep_value)].concat();
     let deep = frame(1, &frame(2, &entry));
 
     vec![
-        ("score_lead_full.bin", one(full_lead("L0000001"), 3)),
-        ("score_lead_sparse.bin", one(sparse.clone(), 0)),
-        ("score_lead_bad_number.bin", one(bad_number, 1)),
-        ("score_lead_bad_flag.bin", one(bad_flag, 1)),
-        ("score_lead_nan.bin", one(nan, 1)),
-        ("score_lead_category_flag.bin", one(category_flag, 10)),
-        ("score_lead_long_id.bin", one(full_lead(&"x".repeat(300)), 1)),
+        (
+            "score_lead_full.bin",
+            score_lead_request(full_lead("L0000001"), 3),
+        ),
+        (
+            "score_lead_sparse.bin",
+            score_lead_request(sparse.clone(), 0),
+        ),
+        (
+            "score_lead_bad_number.bin",
+            score_lead_request(bad_number, 1),
+        ),
+        ("score_lead_bad_flag.bin", score_lead_request(bad_flag, 1)),
+        ("score_lead_nan.bin", score_lead_request(nan, 1)),
+        (
+            "score_lead_category_flag.bin",
+            score_lead_request(category_flag, 10),
+        ),
+        (
+            "score_lead_long_id.bin",
+            score_lead_request(full_lead(&"x".repeat(300)), 1),
+        ),
         ("score_lead_merged.bin", merged),
         ("score_lead_unknown_fields.bin", unknown),
         ("score_lead_deep_group_in_value.bin", deep),
@@ -201,21 +200,71 @@ fn request_seeds() -> Seeds {
         ),
         (
             "score_leads_batch.bin",
-            pb::ScoreLeadsRequest {
-                leads: vec![full_lead("a"), pb::Lead::default(), sparse],
-                explain: 2,
-            }
-            .encode_to_vec(),
+            score_leads_request(&[full_lead("a"), pb::Lead::default(), sparse], 2),
         ),
         (
             "score_leads_over_limit.bin",
-            pb::ScoreLeadsRequest {
-                leads: vec![pb::Lead::default(); 17],
-                explain: 0,
-            }
-            .encode_to_vec(),
+            score_leads_request(&vec![pb::Lead::default(); 17], 0),
         ),
     ]
+}
+
+/// A length-delimited field: key, length, bytes.
+fn frame(field: u8, body: &[u8]) -> Vec<u8> {
+    let mut message = vec![field << 3 | 2];
+    prost::encoding::encode_varint(body.len() as u64, &mut message);
+    message.extend(body);
+    message
+}
+
+/// A lead as prost encodes it, with the map entries in name order: prost writes a `HashMap` in
+/// its (per-process random) iteration order. Each entry is encoded as a lead of its own, and
+/// concatenated encodings of a message are one message.
+fn encode_lead(lead: &pb::Lead) -> Vec<u8> {
+    let mut bytes = pb::Lead {
+        lead_id: lead.lead_id.clone(),
+        fields: Default::default(),
+    }
+    .encode_to_vec();
+    let mut names: Vec<&String> = lead.fields.keys().collect();
+    names.sort();
+    for name in names {
+        let entry = (name.clone(), lead.fields[name].clone());
+        bytes.extend(
+            pb::Lead {
+                lead_id: String::new(),
+                fields: [entry].into_iter().collect(),
+            }
+            .encode_to_vec(),
+        );
+    }
+    bytes
+}
+
+/// The bytes prost writes for `ScoreLeadRequest { lead, explain }` (entries in name order).
+fn score_lead_request(lead: pb::Lead, explain: u32) -> Vec<u8> {
+    let tail = pb::ScoreLeadRequest {
+        lead: None,
+        explain,
+    }
+    .encode_to_vec();
+    [frame(1, &encode_lead(&lead)), tail].concat()
+}
+
+/// The bytes prost writes for `ScoreLeadsRequest { leads, explain }` (entries in name order).
+fn score_leads_request(leads: &[pb::Lead], explain: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = leads
+        .iter()
+        .flat_map(|l| frame(1, &encode_lead(l)))
+        .collect();
+    bytes.extend(
+        pb::ScoreLeadsRequest {
+            leads: vec![],
+            explain,
+        }
+        .encode_to_vec(),
+    );
+    bytes
 }
 
 fn model_seeds() -> Seeds {
@@ -229,7 +278,10 @@ fn model_seeds() -> Seeds {
     let keep = ["source", "employees", "demo_requested"];
     let mut offset = 0;
     let mut coefficients = Vec::new();
-    small.encoder.attributes.retain(|a| keep.contains(&a.name.as_str()));
+    small
+        .encoder
+        .attributes
+        .retain(|a| keep.contains(&a.name.as_str()));
     for a in &mut small.encoder.attributes {
         coefficients.extend_from_slice(&artifact.coefficients[a.offset..a.offset + a.width()]);
         a.offset = offset;

@@ -59,7 +59,10 @@ fn check(probability: f64, score: u32, percentile: f64) {
         "probability {probability}"
     );
     assert!((1..=99).contains(&score), "score {score}");
-    assert!((0.0..=100.0).contains(&percentile), "percentile {percentile}");
+    assert!(
+        (0.0..=100.0).contains(&percentile),
+        "percentile {percentile}"
+    );
 }
 
 fn field_value(value: RawValue<'_>) -> Option<pb::FieldValue> {

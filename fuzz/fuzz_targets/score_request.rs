@@ -111,7 +111,11 @@ fn expected(lead: &pb::Lead, explain: u32) -> Option<Scored> {
     let explain = (explain as usize).min(attributes.len());
     model
         .score(
-            |i| lead.fields.get(&attributes[i].name).map_or(RawValue::Missing, raw),
+            |i| {
+                lead.fields
+                    .get(&attributes[i].name)
+                    .map_or(RawValue::Missing, raw)
+            },
             explain,
         )
         .ok()
@@ -121,7 +125,11 @@ fn expected(lead: &pb::Lead, explain: u32) -> Option<Scored> {
 fn check_response(response: &pb::ScoreLeadResponse, explain: u32) {
     let p = response.probability;
     assert!(p > 0.0 && p < 1.0, "probability {p}");
-    assert!((1..=99).contains(&response.score), "score {}", response.score);
+    assert!(
+        (1..=99).contains(&response.score),
+        "score {}",
+        response.score
+    );
     assert!(
         (0.0..=100.0).contains(&response.percentile),
         "percentile {}",
