@@ -33,24 +33,31 @@ struct Refused {
     log: String,
 }
 
+/// `leadscore serve --addr 127.0.0.1:0 ARGS` at the default log level, inside `bash -c PREFIX`
+/// when `prefix` is not empty (e.g. to set a ulimit).
+fn serve_command(prefix: &str, args: &[&str]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_leadscore");
+    let mut command = if prefix.is_empty() {
+        Command::new(binary)
+    } else {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+            .arg(binary);
+        c
+    };
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("RUST_LOG");
+    command
+}
+
 impl ServerProcess {
     /// Starts `leadscore serve --addr 127.0.0.1:0 ARGS` (inside `bash -c PREFIX` when `prefix`
     /// is not empty, e.g. to set a ulimit) and waits until it says where it listens.
     fn start(prefix: &str, args: &[&str]) -> Result<ServerProcess, Refused> {
-        let binary = env!("CARGO_BIN_EXE_leadscore");
-        let mut command = if prefix.is_empty() {
-            Command::new(binary)
-        } else {
-            let mut c = Command::new("bash");
-            c.arg("-c")
-                .arg(format!("{prefix}; exec \"$0\" \"$@\""))
-                .arg(binary);
-            c
-        };
-        let mut child = command
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
+        let mut child = serve_command(prefix, args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -106,10 +113,7 @@ impl ServerProcess {
 
     /// Runs `leadscore serve ARGS` expecting it to exit (within 20 s) rather than serve.
     fn refused(args: &[&str]) -> Refused {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leadscore"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
+        let mut child = serve_command("", args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
