@@ -35,12 +35,20 @@ pub struct Served {
     /// Attribute index by field name, as bytes: the wire reader looks names up before (and
     /// instead of) checking that they are UTF-8.
     pub fields: FieldIndex,
+    /// The model's version, shared by every prediction-log row it scores (made once here, not
+    /// per call).
+    pub version: std::sync::Arc<str>,
 }
 
 impl Served {
     pub fn new(model: Model) -> Served {
         let fields = FieldIndex::new(model.encoder().attributes.iter().map(|a| a.name.as_bytes()));
-        Served { model, fields }
+        let version = std::sync::Arc::from(model.version());
+        Served {
+            model,
+            fields,
+            version,
+        }
     }
 }
 

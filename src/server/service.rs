@@ -14,7 +14,6 @@ use super::metrics::Metrics;
 use super::predlog::{Prediction, PredictionSender};
 use super::wire::{self, Embedded};
 use crate::encoder::{RawValue, echo_prefix};
-use crate::model::Model;
 use crate::pb;
 use prost::bytes::Bytes;
 use std::convert::Infallible;
@@ -277,7 +276,7 @@ impl Shared {
             .ok_or_else(|| invalid_field("lead", "a lead is required"))?;
         let model = self.model()?;
         let response = score_lead_with(&model, lead, request.explain)?;
-        self.served(&model.model, std::slice::from_ref(&response));
+        self.served(&model, std::slice::from_ref(&response));
         Ok(response)
     }
 
@@ -295,24 +294,23 @@ impl Shared {
             })?;
         let model = self.model()?;
         let results = score_leads_with(&model, &request.leads, request.explain)?;
-        self.served(&model.model, &results);
+        self.served(&model, &results);
         Ok(pb::ScoreLeadsResponse { results })
     }
 
     /// Counts served scores and queues them for the prediction log.
-    fn served(&self, model: &Model, responses: &[pb::ScoreLeadResponse]) {
+    fn served(&self, model: &Served, responses: &[pb::ScoreLeadResponse]) {
         self.metrics.leads_scored.inc_by(responses.len() as u64);
         for r in responses {
             self.metrics.probability.observe(r.probability);
         }
         if let Some(log) = &self.predictions {
             let scored_at = chrono::Utc::now();
-            let version: Arc<str> = Arc::from(model.version());
             for r in responses {
                 log.send(Prediction {
                     lead_id: r.lead_id.clone(),
                     scored_at,
-                    model_version: version.clone(),
+                    model_version: model.version.clone(),
                     probability: r.probability,
                     score: r.score,
                     grade: r.grade.clone(),
