@@ -26,10 +26,14 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     #[error(
-        "no model is in service in {dir}: {dir}/CURRENT does not exist; train one with \
-         `leadscore train --data FILE --target COLUMN --models {dir}`"
+        "no model is in service in {dir}: {dir}/CURRENT does not exist; {}",
+        what_to_do(dir, newest)
     )]
-    NoCurrent { dir: PathBuf },
+    NoCurrent {
+        dir: PathBuf,
+        /// The newest version on disk, if any: then promoting it is the fix, not training.
+        newest: Option<String>,
+    },
     #[error("{dir}/CURRENT is empty or names an invalid version {version:?}")]
     BadCurrent { dir: PathBuf, version: String },
     #[error("no version {version:?} in {dir} (see `leadscore models list`)")]
@@ -38,6 +42,20 @@ pub enum RegistryError {
     Model(#[from] ModelError),
     #[error("nothing to roll back to: {dir}/HISTORY has no earlier version")]
     NoEarlierVersion { dir: PathBuf },
+}
+
+/// What to do when nothing is in service: promote a version that is there, or train one.
+fn what_to_do(dir: &Path, newest: &Option<String>) -> String {
+    let dir = dir.display();
+    match newest {
+        Some(version) => format!(
+            "versions are there but none was put in service (the newest is {version}): promote \
+             one with `leadscore models promote {version} --models {dir}`"
+        ),
+        None => {
+            format!("train one with `leadscore train --data FILE --target COLUMN --models {dir}`")
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
@@ -103,11 +121,12 @@ impl Registry {
 
     /// Loads the version in service.
     pub fn load_current(&self) -> Result<Model, RegistryError> {
-        let version = self
-            .current_version()?
-            .ok_or_else(|| RegistryError::NoCurrent {
+        let Some(version) = self.current_version()? else {
+            return Err(RegistryError::NoCurrent {
                 dir: self.dir.clone(),
-            })?;
+                newest: self.versions()?.pop(),
+            });
+        };
         self.load(&version)
     }
 
@@ -269,5 +288,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("leadscore train"), "{err}");
+    }
+
+    #[test]
+    fn versions_without_current_say_how_to_promote() {
+        let dir = tempfile::tempdir().unwrap();
+        for version in ["20261123-101530-ab12cd", "20261124-090000-ab12cd"] {
+            std::fs::create_dir(dir.path().join(version)).unwrap();
+            std::fs::write(dir.path().join(version).join(MODEL_FILE), "{}").unwrap();
+        }
+        let err = Registry::new(dir.path())
+            .load_current()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("leadscore models promote 20261124-090000-ab12cd --models")
+                && !err.contains("leadscore train"),
+            "{err}"
+        );
     }
 }

@@ -20,7 +20,8 @@ pub enum Kind {
     Categorical,
     /// Yes/no, true/false, 1/0.
     Boolean,
-    /// Dates: used to order the holdout and for monthly reports, not as features.
+    /// Dates (and times of day): used to order the holdout and for monthly reports, not as
+    /// features.
     Date,
     /// Identifiers (every value unique): never a feature unless asked for.
     Id,
@@ -240,6 +241,14 @@ pub fn parse_date(cell: &str) -> Option<NaiveDate> {
         .filter(|d| d.year() >= 1000)
 }
 
+/// Whether a cell is a time of day: `H:MM` or `HH:MM:SS`, optionally with fractions of a second.
+fn is_time_of_day(cell: &str) -> bool {
+    let cell = cell.trim();
+    ["%H:%M", "%H:%M:%S", "%H:%M:%S%.f"]
+        .iter()
+        .any(|format| chrono::NaiveTime::parse_from_str(cell, format).is_ok())
+}
+
 /// What inference saw in a column, kept so the summary can explain each decision.
 #[derive(Debug, Clone)]
 pub struct ColumnProfile {
@@ -270,6 +279,7 @@ pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> C
         }
     }
     let (mut present, mut numbers, mut integers, mut flags, mut dates) = (0, 0, 0, 0, 0);
+    let mut times = 0;
     let (mut total_len, mut with_space) = (0usize, 0usize);
     let mut distinct: HashSet<String> = HashSet::new();
     for (&cell, &n) in &counts {
@@ -292,6 +302,9 @@ pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> C
         }
         if parse_date(cell).is_some() {
             dates += n;
+        }
+        if is_time_of_day(cell) {
+            times += n;
         }
         distinct.insert(normalise_category(cell));
     }
@@ -329,6 +342,10 @@ pub fn infer_kind(name: &str, column: &TextColumn, missing: &MissingTokens) -> C
     }
     if dates == present {
         return profile(Kind::Date, "dates");
+    }
+    // Times of day are mostly distinct, like ids, but they are a time, not a name for a lead.
+    if times == present {
+        return profile(Kind::Date, "times of day");
     }
     if present >= 50 && unique_share >= 0.9 {
         return if with_space * 2 > present {
@@ -452,6 +469,17 @@ mod tests {
         let notes: Vec<String> = (0..60).map(|i| format!("called back on day {i}")).collect();
         let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
         assert_eq!(kind_of(&notes), Kind::Text);
+        // Times of day are mostly distinct but are not ids.
+        let times: Vec<String> = (0..60)
+            .map(|i| format!("{:02}:{:02}:{:02}", 8 + i % 10, i, (7 * i) % 60))
+            .collect();
+        let times: Vec<&str> = times.iter().map(String::as_str).collect();
+        let profile = infer_kind("call time", &column(&times), &MissingTokens::default());
+        assert_eq!(
+            (profile.kind, profile.reason.as_str()),
+            (Kind::Date, "times of day")
+        );
+        assert_eq!(kind_of(&["9:05", "17:30", "", "12:00"]), Kind::Date);
     }
 
     #[test]
