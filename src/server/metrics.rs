@@ -16,11 +16,12 @@ use tokio::sync::watch;
 pub struct Metrics {
     /// What `/metrics` renders.
     pub registry: Registry,
-    /// Calls by method and gRPC status code (including refusals such as `UNAUTHENTICATED`).
+    /// Calls by method, gRPC status code (including refusals such as `UNAUTHENTICATED`) and
+    /// protocol (`grpc`, `json`); the name predates the JSON API and is kept for dashboards.
     pub requests: IntCounterVec,
     /// The subset of `requests` whose code is not `OK`, for simple error-rate alerts.
     pub errors: IntCounterVec,
-    /// Time from a call's arrival to its response being ready, by method.
+    /// Time from a call's arrival to its response being ready, by method and protocol.
     pub latency: HistogramVec,
     /// Leads scored successfully (a batch counts each lead).
     pub leads_scored: IntCounter,
@@ -42,17 +43,17 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "leadscore_grpc_requests_total",
-                "gRPC calls by method and status code",
+                "Calls by method, status code and protocol (grpc, json)",
             ),
-            &["method", "code"],
+            &["method", "code", "protocol"],
         )
         .expect("valid metric");
         let errors = IntCounterVec::new(
             Opts::new(
                 "leadscore_grpc_errors_total",
-                "gRPC calls that ended with a status other than OK, by method and code",
+                "Calls that ended with a status other than OK, by method, code and protocol",
             ),
-            &["method", "code"],
+            &["method", "code", "protocol"],
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
@@ -64,7 +65,7 @@ impl Metrics {
                 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
                 0.1, 0.25, 0.5, 1.0,
             ]),
-            &["method"],
+            &["method", "protocol"],
         )
         .expect("valid metric");
         let leads_scored =
@@ -133,15 +134,27 @@ impl Metrics {
         }
     }
 
-    /// Records one finished call.
-    pub fn record_call(&self, method: &str, code: tonic::Code, elapsed: Duration) {
+    /// Records one finished call. A JSON call is labelled with the gRPC method it stands for
+    /// (`ScoreLead` for `POST /v1/leads:score`) and the gRPC name of its error's code.
+    pub fn record_call(
+        &self,
+        method: &str,
+        protocol: Protocol,
+        code: tonic::Code,
+        elapsed: Duration,
+    ) {
         let code = code_name(code);
-        self.requests.with_label_values(&[method, code]).inc();
+        let protocol = protocol.label();
+        self.requests
+            .with_label_values(&[method, code, protocol])
+            .inc();
         if code != "OK" {
-            self.errors.with_label_values(&[method, code]).inc();
+            self.errors
+                .with_label_values(&[method, code, protocol])
+                .inc();
         }
         self.latency
-            .with_label_values(&[method])
+            .with_label_values(&[method, protocol])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -164,6 +177,22 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// How a call arrived: the `protocol` label of the call metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    Json,
+}
+
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Json => "json",
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`metrics`] defines the Prometheus metrics and serves them over HTTP.
 //! - [`auth`] checks bearer tokens in constant time.
 //! - [`predlog`] appends every served score to SQLite from a background thread.
+//! - [`http`] is the JSON API beside gRPC on the same address, and the dispatch between them.
+//! - [`tls`] does the TLS handshake for both protocols (ALPN `h2` and `http/1.1`).
 //! - [`noop`] is the no-op service the benchmark measures the ceiling with.
 //! - [`bench`] is the closed-loop load generator.
 //!
@@ -23,11 +25,13 @@ pub mod bench;
 pub mod codec;
 pub mod convert;
 pub mod holder;
+pub mod http;
 pub mod incoming;
 pub mod metrics;
 pub mod noop;
 pub mod predlog;
 pub mod service;
+pub mod tls;
 pub mod wire;
 
 use crate::pb;
@@ -44,7 +48,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 /// Default for `--max-batch`.
@@ -148,7 +151,7 @@ pub struct TlsIdentity {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("TLS configuration (--tls-cert/--tls-key): {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(#[source] tls::TlsError),
     #[error("cannot open the prediction log {path}: {source}")]
     PredictionLog {
         path: PathBuf,
@@ -257,28 +260,35 @@ pub async fn run(
         };
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: grpcurl speaks v1, many tools (Python's grpcio-reflection,
+    // Postman) only v1alpha. Each lists both.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .expect("the descriptor set compiled by build.rs is valid");
+        .expect("the descriptor sets compiled by build.rs and tonic are valid");
+    let reflection_v1alpha = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the descriptor sets compiled by build.rs and tonic are valid");
+    let tls = match &tls {
+        Some(identity) => Some(tls::acceptor(identity).map_err(ServerError::Tls)?),
+        None => None,
+    };
 
-    let mut builder = tonic::transport::Server::builder()
+    // HTTP/1.1 too: the JSON API's callers (CRM callouts) speak it.
+    let builder = tonic::transport::Server::builder()
+        .accept_http1(true)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT);
-    if let Some(tls) = &tls {
-        builder = builder
-            .tls_config(
-                ServerTlsConfig::new()
-                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-                    .timeout(handshake_timeout),
-            )
-            .map_err(ServerError::Tls)?;
-    }
-    let router = builder
-        .add_service(health_service)
-        .add_service(InterceptedService::new(reflection, auth.clone()));
+    let routes = tonic::service::Routes::new(health_service)
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()));
 
     let mut tasks = Vec::new();
     // The metrics endpoint stops last, after the prediction log is closed, so the final
@@ -286,19 +296,25 @@ pub async fn run(
     let (stop_metrics, metrics_stopped) = watch::channel(false);
     let metrics_task = metrics_listener
         .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
-    let router = if let Some(watching) = watching {
+    // One state for both protocols: the same model, auth, limits, metrics and log.
+    let shared = Arc::new(Shared {
+        holder,
+        metrics: metrics.clone(),
+        auth,
+        predictions: prediction_log.as_ref().map(PredictionLog::sender),
+        max_batch,
+        max_message_bytes: max_message_bytes(max_batch),
+    });
+    let routes = if let Some(watching) = watching {
         tasks.push(tokio::spawn(watching.run(stopped.clone())));
-        router.add_service(LeadScoringService::new(Shared {
-            holder,
-            metrics: metrics.clone(),
-            auth,
-            predictions: prediction_log.as_ref().map(PredictionLog::sender),
-            max_batch,
-            max_message_bytes: max_message_bytes(max_batch),
-        }))
+        routes.add_service(LeadScoringService::new(shared.clone()))
     } else {
-        router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
+        routes.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
     };
+    let app = http::Dispatch::new(
+        routes.prepare(),
+        http::JsonApi::new(shared, stopped.clone()),
+    );
 
     let (draining, drain_started) = oneshot::channel();
     let signal = {
@@ -315,8 +331,23 @@ pub async fn run(
         }
     };
     let incoming = incoming::Incoming::new(listener, handshake_timeout);
+    let serving = async move {
+        match tls {
+            Some(acceptor) => {
+                let incoming = tls::TlsIncoming::new(incoming, acceptor, handshake_timeout);
+                builder
+                    .serve_with_incoming_shutdown(app, incoming, signal)
+                    .await
+            }
+            None => {
+                builder
+                    .serve_with_incoming_shutdown(app, incoming, signal)
+                    .await
+            }
+        }
+    };
     let result = tokio::select! {
-        result = router.serve_with_incoming_shutdown(incoming, signal) => result.map_err(ServerError::from),
+        result = serving => result.map_err(ServerError::from),
         () = async {
             match drain_started.await {
                 Ok(()) => tokio::time::sleep(shutdown_grace).await,

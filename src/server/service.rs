@@ -10,7 +10,7 @@ use super::auth::BearerAuth;
 use super::codec::ServerCodec;
 use super::convert::{invalid_field, invalid_value, score_response};
 use super::holder::{ModelHolder, Served};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Protocol};
 use super::predlog::{Prediction, PredictionSender};
 use super::wire::{self, Embedded};
 use crate::encoder::{RawValue, echo_prefix};
@@ -49,10 +49,8 @@ pub struct LeadScoringService {
 }
 
 impl LeadScoringService {
-    pub fn new(shared: Shared) -> LeadScoringService {
-        LeadScoringService {
-            shared: Arc::new(shared),
-        }
+    pub fn new(shared: Arc<Shared>) -> LeadScoringService {
+        LeadScoringService { shared }
     }
 }
 
@@ -141,7 +139,9 @@ where
                 .get("grpc-status")
                 .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()));
             let elapsed = started.elapsed();
-            shared.metrics.record_call(method.name(), code, elapsed);
+            shared
+                .metrics
+                .record_call(method.name(), Protocol::Grpc, code, elapsed);
             tracing::debug!(method = method.name(), ?code, ?elapsed, "call");
             Ok(response)
         })
@@ -200,8 +200,8 @@ pub const MAX_LEAD_ID_BYTES: usize = 256;
 /// Most names of unused fields listed in a lead's warning; the rest are only counted.
 const MAX_UNUSED_NAMES: usize = 16;
 
-/// Per-call buffers, reused for every lead of a batch.
-struct Scratch<'a> {
+/// Per-call buffers, reused for every lead of a batch (by the gRPC and the JSON paths).
+pub(crate) struct Scratch<'a> {
     /// The value of each model attribute, by attribute index.
     values: Vec<RawValue<'a>>,
     /// The first distinct names of fields the model does not use (at most
@@ -213,7 +213,7 @@ struct Scratch<'a> {
 }
 
 impl<'a> Scratch<'a> {
-    fn new(attributes: usize) -> Scratch<'a> {
+    pub(crate) fn new(attributes: usize) -> Scratch<'a> {
         Scratch {
             values: Vec::with_capacity(attributes),
             unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
@@ -221,7 +221,20 @@ impl<'a> Scratch<'a> {
         }
     }
 
-    fn unused(&mut self, name: &'a str) {
+    /// Empties the buffers for the next lead: every attribute missing, no unused field.
+    pub(crate) fn start(&mut self, attributes: usize) {
+        self.values.clear();
+        self.values.resize(attributes, RawValue::Missing);
+        self.unknown.clear();
+        self.unknown_more = 0;
+    }
+
+    /// Sets the value of attribute `index` (an index of the model's encoder).
+    pub(crate) fn set(&mut self, index: usize, value: RawValue<'a>) {
+        self.values[index] = value;
+    }
+
+    pub(crate) fn unused(&mut self, name: &'a str) {
         if self.unknown.contains(&name) {
             return;
         }
@@ -263,7 +276,7 @@ impl<'a> Scratch<'a> {
 }
 
 impl Shared {
-    fn model(&self) -> Result<Arc<Served>, Status> {
+    pub(crate) fn model(&self) -> Result<Arc<Served>, Status> {
         self.holder.get().ok_or_else(|| {
             Status::unavailable("no model is loaded yet (health is NOT_SERVING); retry later")
         })
@@ -299,7 +312,7 @@ impl Shared {
     }
 
     /// Counts served scores and queues them for the prediction log.
-    fn served(&self, model: &Served, responses: &[pb::ScoreLeadResponse]) {
+    pub(crate) fn served(&self, model: &Served, responses: &[pb::ScoreLeadResponse]) {
         self.metrics.leads_scored.inc_by(responses.len() as u64);
         for r in responses {
             self.metrics.probability.observe(r.probability);
@@ -378,12 +391,7 @@ fn score_one<'a>(
     explain: u32,
     scratch: &mut Scratch<'a>,
 ) -> Result<pb::ScoreLeadResponse, LeadError> {
-    let model = &served.model;
-    let attributes = model.encoder().attributes.len();
-    scratch.values.clear();
-    scratch.values.resize(attributes, RawValue::Missing);
-    scratch.unknown.clear();
-    scratch.unknown_more = 0;
+    scratch.start(served.encoder().attributes.len());
     let lead_id = wire::lead(lead, |name, value| {
         match served.fields.get(name) {
             Some(i) => scratch.values[i] = wire::field_value(value)?,
@@ -395,10 +403,21 @@ fn score_one<'a>(
     if lead_id.len() > MAX_LEAD_ID_BYTES {
         return Err(LeadError::LeadIdTooLong(lead_id.len()));
     }
-    let explain = (explain as usize).min(attributes);
-    let scored = model
-        .score(|i| scratch.values[i], explain)
-        .map_err(LeadError::Value)?;
+    score_scratch(served, lead_id, explain, scratch).map_err(LeadError::Value)
+}
+
+/// Scores the values gathered in `scratch` (by [`Scratch::start`], [`Scratch::set`] and
+/// [`Scratch::unused`]): the one step every serving path (gRPC, JSON) ends with, so they give the
+/// same numbers and warnings.
+pub(crate) fn score_scratch(
+    served: &Served,
+    lead_id: &str,
+    explain: u32,
+    scratch: &Scratch<'_>,
+) -> Result<pb::ScoreLeadResponse, crate::encoder::ValueError> {
+    let model = &served.model;
+    let explain = (explain as usize).min(model.encoder().attributes.len());
+    let scored = model.score(|i| scratch.values[i], explain)?;
     // One warning for all of them: a CRM sending its whole record would otherwise get a line
     // per unused column on every lead.
     let warnings = scratch
