@@ -390,7 +390,7 @@ async fn scores_match_batch_scoring_of_the_same_rows() {
     assert_eq!(
         metric_value(
             &metrics,
-            r#"leadscore_grpc_requests_total{code="OK",method="ScoreLead"}"#
+            r#"leadscore_grpc_requests_total{code="OK",method="ScoreLead",protocol="grpc"}"#
         ),
         101.0
     );
@@ -409,10 +409,9 @@ async fn scores_match_batch_scoring_of_the_same_rows() {
         ),
         1.0
     );
-    assert!(
-        metrics
-            .contains(r#"leadscore_grpc_request_duration_seconds_bucket{method="ScoreLeads",le="#)
-    );
+    assert!(metrics.contains(
+        r#"leadscore_grpc_request_duration_seconds_bucket{method="ScoreLeads",protocol="grpc",le="#
+    ));
     server.stop().await;
 }
 
@@ -570,7 +569,7 @@ async fn unusable_values_are_invalid_argument_naming_the_field() {
     assert_eq!(
         metric_value(
             &metrics,
-            r#"leadscore_grpc_errors_total{code="INVALID_ARGUMENT",method="ScoreLead"}"#
+            r#"leadscore_grpc_errors_total{code="INVALID_ARGUMENT",method="ScoreLead",protocol="grpc"}"#
         ),
         11.0
     );
@@ -1128,7 +1127,7 @@ async fn calls_without_the_bearer_token_are_unauthenticated() {
 
     assert_eq!(
         server
-            .metric(r#"leadscore_grpc_errors_total{code="UNAUTHENTICATED",method="GetModelInfo"}"#)
+            .metric(r#"leadscore_grpc_errors_total{code="UNAUTHENTICATED",method="GetModelInfo",protocol="grpc"}"#)
             .await,
         4.0
     );

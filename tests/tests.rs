@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod evaluate;
 mod hardening;
+mod json_api;
 mod properties;
 mod refusals;
 mod registry;
