@@ -362,8 +362,18 @@ async fn json_refusals_are_json_errors_with_the_grpc_messages() {
     let cases: &[(&[u8], u16, Option<&str>, &str)] = &[
         (b"{\"fields\": ", 400, None, "the body is not valid JSON"),
         (b"lead_id=1", 400, None, "the body is not valid JSON"),
-        (b"[1, 2]", 400, None, "the body must be a JSON object"),
-        (b"\"x\"", 400, None, "the body must be a JSON object"),
+        (
+            b"[1, 2]",
+            400,
+            None,
+            "the body must be a JSON object, not an array",
+        ),
+        (
+            b"\"x\"",
+            400,
+            None,
+            "the body must be a JSON object, not a string",
+        ),
         (b"{\"lead\": {}}", 400, Some("lead"), "unknown key"),
         (
             b"{\"fields\": [1]}",

@@ -123,7 +123,7 @@ fn object<'a>(text: &'a [u8], what: &str) -> Result<Vec<(Cow<'a, str>, &'a Json)
         let message = if error.is_syntax() || error.is_eof() {
             format!("{what} is not valid JSON: {error}")
         } else {
-            format!("{what} must be a JSON object: {error}")
+            format!("{what} must be a JSON object, not {}", json_kind(text))
         };
         ApiError::with_field(field, message)
     })?;
@@ -138,6 +138,18 @@ fn object<'a>(text: &'a [u8], what: &str) -> Result<Vec<(Cow<'a, str>, &'a Json)
         }
     }
     Ok(entries.0)
+}
+
+/// What a JSON text that is not an object is, in words.
+fn json_kind(text: &[u8]) -> &'static str {
+    match text.trim_ascii_start().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "true/false",
+        Some(b'n') => "null",
+        Some(b'{') => "an object of another shape",
+        _ => "a number",
+    }
 }
 
 fn unknown_key(key: &str, prefix: &str, expected: &str) -> ApiError {
