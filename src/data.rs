@@ -1,8 +1,10 @@
 //! Reading a CRM's CSV export into memory, column by column.
 //!
 //! The export is read once, strictly: a ragged row, an empty file or a header without columns is
-//! an error naming the file and line. The delimiter (`,` or `;`) is detected from the header, a
-//! UTF-8 byte-order mark is skipped, and quoted fields follow RFC 4180 (the `csv` crate).
+//! an error naming the file and line. Lines are the physical lines a text editor shows (`\n`,
+//! `\r\n` and a lone `\r` each end one; blank lines and line breaks inside quoted fields count).
+//! The delimiter (`,` or `;`) is detected from the header, a UTF-8 byte-order mark is skipped,
+//! and quoted fields follow RFC 4180 (the `csv` crate).
 //! Cells are kept as text in one contiguous buffer per column: a million leads of thirty columns
 //! cost one allocation per column, not thirty million.
 
@@ -95,7 +97,8 @@ pub struct Table {
     pub headers: Vec<String>,
     /// One entry per header, in header order.
     pub columns: Vec<TextColumn>,
-    /// `lines[i]` is the 1-based line where data row `i` starts, so errors can point at it.
+    /// `lines[i]` is the 1-based physical line where data row `i` starts (the header is line 1
+    /// when the file does not begin with blank lines), so errors can point at it.
     pub lines: Vec<u64>,
     /// SHA-256 of the file's bytes, recorded in the model so a model can be traced to its data.
     pub sha256: String,
@@ -161,8 +164,9 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         .has_headers(true)
         .flexible(true)
         .from_reader(body);
-    let malformed = |e: csv::Error| {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let mut physical = PhysicalLines::new(body);
+    let malformed = |e: csv::Error, physical: &mut PhysicalLines| {
+        let line = physical.record_line(e.position());
         match e.into_kind() {
             csv::ErrorKind::Io(source) => DataError::Io {
                 path: path.to_path_buf(),
@@ -182,7 +186,7 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
     };
     let headers: Vec<String> = reader
         .headers()
-        .map_err(malformed)?
+        .map_err(|e| malformed(e, &mut physical))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
@@ -203,9 +207,9 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(malformed(e)),
+            Err(e) => return Err(malformed(e, &mut physical)),
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = physical.record_line(record.position());
         // A blank line in the middle of an export is not a lead.
         if record.len() == 1 && record[0].trim().is_empty() && headers.len() > 1 {
             continue;
@@ -238,6 +242,60 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
     })
 }
 
+/// Physical line numbers of the records a csv reader returns, counted from byte offsets.
+///
+/// The csv crate's own `Position::line` is not the line an editor shows: it counts only `\n`
+/// (every record of a CR-only file is on line 1), gives a record ended by `\r\n` the line of the
+/// record before it, and gives the first record after a blank line the blank line's number
+/// (BurntSushi/rust-csv#395, #208). Its byte offsets are exact, so lines are counted here from
+/// those. Records come in file order, so counting resumes where the previous record left off:
+/// one pass over the file, no index kept.
+struct PhysicalLines<'a> {
+    body: &'a [u8],
+    /// Byte offset up to which line breaks have been counted.
+    counted_to: usize,
+    /// The 1-based line `counted_to` is on.
+    line: u64,
+}
+
+impl<'a> PhysicalLines<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        PhysicalLines {
+            body,
+            counted_to: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record the reader says starts at `position` (0 when it gave none). The
+    /// reader's byte offset is where it stopped after the previous record: possibly before the
+    /// `\n` of a `\r\n`, or before blank lines it skips, so line breaks are stepped over first
+    /// (no record begins with one: a line break in a field is quoted).
+    fn record_line(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(position) = position else { return 0 };
+        let body = self.body;
+        let mut start = usize::try_from(position.byte()).map_or(body.len(), |o| o.min(body.len()));
+        while start < body.len() && matches!(body[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.counted_to {
+            // Not expected (offsets only grow); count again from the top rather than guess.
+            *self = PhysicalLines::new(body);
+        }
+        let breaks = (self.counted_to..start)
+            .filter(|&i| match body[i] {
+                b'\r' => true,
+                // The `\n` of a `\r\n` ends the same line as its `\r`.
+                b'\n' => i == 0 || body[i - 1] != b'\r',
+                _ => false,
+            })
+            .count();
+        self.line += breaks as u64;
+        self.counted_to = start;
+        self.line
+    }
+}
+
 /// `;` when the header line has more semicolons than commas outside quotes (European exports),
 /// else `,`.
 fn detect_delimiter(body: &[u8]) -> u8 {
@@ -245,7 +303,7 @@ fn detect_delimiter(body: &[u8]) -> u8 {
     for &b in body {
         match b {
             b'"' => quoted = !quoted,
-            b'\n' if !quoted => break,
+            b'\n' | b'\r' if !quoted => break,
             b',' if !quoted => commas += 1,
             b';' if !quoted => semicolons += 1,
             _ => {}
@@ -292,6 +350,49 @@ mod tests {
         assert_eq!(t.column_index("lead  id").unwrap(), 0);
         let err = t.column_index("won").unwrap_err().to_string();
         assert!(err.contains("\"Lead ID\", \"Converted\""), "{err}");
+    }
+
+    #[test]
+    fn lines_are_the_lines_an_editor_shows_whatever_ends_them() {
+        // Blank lines, and a quoted field spanning two lines, before the rows named.
+        let rows = "a,b\n1,x\n\n2,\"y\nz\"\n\n\n3,w\n";
+        let ragged = "a,b\n\n1,x\n2,\"y\nz\"\n\n4\n";
+        let not_utf8: &[u8] = b"a,b\n\n1,\"x\ny\"\n2,\xff\n";
+        for newline in ["\n", "\r\n", "\r"] {
+            let t = parse(&rows.replace('\n', newline)).unwrap();
+            assert_eq!(t.lines, [2, 4, 8], "{newline:?}");
+            assert_eq!(t.column(1).get(1), format!("y{newline}z"));
+            let err = parse(&ragged.replace('\n', newline))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("leads.csv, line 7: 1 fields"),
+                "{newline:?}: {err}"
+            );
+            let bytes: Vec<u8> = not_utf8
+                .iter()
+                .flat_map(|&b| match b {
+                    b'\n' => newline.as_bytes().to_vec(),
+                    b => vec![b],
+                })
+                .collect();
+            let err = parse_csv(Path::new("x.csv"), &bytes)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("x.csv, line 5: not valid UTF-8"),
+                "{newline:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_ends_at_a_lone_carriage_return_when_detecting_the_delimiter() {
+        // Counted over the whole file, the row's semicolons would outnumber the commas.
+        let t = parse("a,b\rx;y;z;w,1\r").unwrap();
+        assert_eq!(t.delimiter, b',');
+        assert_eq!(t.headers, ["a", "b"]);
+        assert_eq!(t.column(0).get(0), "x;y;z;w");
     }
 
     #[test]

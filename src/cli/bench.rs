@@ -93,7 +93,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => "ScoreLead".to_string(),
         Some(n) => format!("ScoreLeads × {n}"),
     };
-    eprintln!(
+    errln!(
         "{method}, concurrency {}, {} connection(s), explain {}, {} distinct requests of ~{} \
          bytes, {} fields per lead; {:.0} s warm-up + {:.0} s per server and round; target {}{}",
         config.concurrency,

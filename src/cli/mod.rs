@@ -11,6 +11,16 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that cannot panic. `eprintln!` panics when standard error cannot be written (a
+/// file on a full disk, a closed pipe), which would turn the command's exit code (1, or 3 for a
+/// failed gate) into a panic's 101; a message that cannot be written is dropped instead.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod evaluate;
 mod models;
@@ -72,13 +82,9 @@ pub fn run(cli: Cli) -> ExitCode {
         // The reader went away (`leadscore score ... | head`): not an error.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // Not `eprintln!`: it panics when standard error cannot be written (a file on a
-            // full disk), which would turn exit code 1 into a panic's 101.
-            use std::io::Write;
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {error}");
+            errln!("error: {error}");
             for cause in error.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             ExitCode::FAILURE
         }

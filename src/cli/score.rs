@@ -42,7 +42,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let explain = args.explain as usize;
     let mut scored = score_table(&model, &table, args.id.as_deref(), explain)?;
     for column in &scored.absent_columns {
-        eprintln!(
+        errln!(
             "warning: column {column:?} is not in {}: imputed as missing for every lead",
             args.data.display()
         );
@@ -61,7 +61,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                 Ok(())
             })();
             written.with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
+            errln!(
                 "scored {} leads with model {} → {}",
                 table.rows(),
                 model.version(),

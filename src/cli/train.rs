@@ -77,7 +77,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
     let mut progress = |line: &str| {
         if !quiet {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     };
     let mut trained = train(&config, &mut progress)
