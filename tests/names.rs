@@ -7,7 +7,9 @@
 //! rule's every part (trim, case, inner white space) is exercised.
 
 use crate::common::{leadscore, stderr, write};
-use crate::server::{field_violation, registry, score_request, start_serving, text};
+use crate::server::{
+    field_violation, number, raw_call, registry, score_request, start_serving, text,
+};
 use leadscore::model::ModelArtifact;
 use leadscore::pb;
 use std::collections::HashMap;
@@ -252,6 +254,47 @@ async fn two_names_for_one_field_are_refused_naming_both() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(field_violation(&status).starts_with("leads[1].fields["));
+
+    // The same key twice is one field sent twice: as in any protobuf map, the last entry wins.
+    let one = |visits: f64| {
+        prost::Message::encode_to_vec(&pb::Lead {
+            lead_id: String::new(),
+            fields: [("web visits".to_string(), number(visits))]
+                .into_iter()
+                .collect(),
+        })
+    };
+    let twice = [one(40.0), one(2.0)].concat();
+    let mut request = vec![0x0a];
+    prost::encoding::encode_varint(twice.len() as u64, &mut request);
+    request.extend(&twice);
+    let got = raw_call(&server, "ScoreLead", request).await.unwrap();
+    let got: pb::ScoreLeadResponse = prost::Message::decode(got).unwrap();
+    let last = client
+        .score_lead(score_request(
+            pb::Lead {
+                lead_id: String::new(),
+                fields: [("Web Visits".to_string(), number(2.0))]
+                    .into_iter()
+                    .collect(),
+            },
+            0,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.probability.to_bits(), last.probability.to_bits());
+    let first: pb::ScoreLeadResponse = prost::Message::decode(
+        raw_call(
+            &server,
+            "ScoreLead",
+            [&[0x0a, one(40.0).len() as u8][..], &one(40.0)].concat(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(first.probability, last.probability, "the value matters");
     server.stop().await;
 
     // The CLI: two headers for one field, exit 1 naming the file and both columns.
