@@ -339,6 +339,15 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_is_reported_with_its_line() {
+        let err = parse_csv(Path::new("x.csv"), b"a,b\n1,\xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
     fn headers_match_model_fields_under_the_name_rule() {
         let fields = FieldIndex::new(["Lead Source", "region", "visits"]);
         let t = parse("lead_id,LEAD  source,Region\n1,web,north\n").unwrap();
@@ -363,14 +372,5 @@ mod tests {
             err.contains(r#"expected at least one of "Lead Source", "region", "visits""#),
             "{err}"
         );
-    }
-
-    #[test]
-    fn invalid_utf8_is_reported_with_its_line() {
-        let err = parse_csv(Path::new("x.csv"), b"a,b\n1,\xff\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 2"), "{err}");
-        assert!(err.contains("UTF-8"), "{err}");
     }
 }
