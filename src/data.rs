@@ -6,7 +6,7 @@
 //! Cells are kept as text in one contiguous buffer per column: a million leads of thirty columns
 //! cost one allocation per column, not thirty million.
 
-use crate::names::{self, FieldIndex};
+use crate::names::{self, Claims, FieldIndex};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -148,12 +148,13 @@ impl Table {
     /// each header matched under the name rule ([`names`]). Refused: two headers that denote
     /// the same field, and a file none of whose headers is a field of the model.
     pub fn attribute_columns(&self, fields: &FieldIndex) -> Result<Vec<Option<usize>>, DataError> {
-        let mut columns: Vec<Option<usize>> = vec![None; fields.names().len()];
+        let mut claims = Claims::default();
+        claims.start(fields.names().len());
         for (column, header) in self.headers.iter().enumerate() {
             let Some(attribute) = fields.get(header.as_bytes()) else {
                 continue;
             };
-            if let Some(first) = columns[attribute] {
+            if let Err(first) = claims.claim(attribute, column) {
                 return Err(DataError::SameField {
                     path: self.path.clone(),
                     first: self.headers[first].clone(),
@@ -161,15 +162,14 @@ impl Table {
                     field: fields.names()[attribute].clone(),
                 });
             }
-            columns[attribute] = Some(column);
         }
-        if !columns.is_empty() && columns.iter().all(Option::is_none) {
+        if claims.none() && !fields.names().is_empty() {
             return Err(DataError::NoKnownColumn {
                 path: self.path.clone(),
                 expected: fields.expected(),
             });
         }
-        Ok(columns)
+        Ok(claims.by_field().to_vec())
     }
 
     pub fn column(&self, index: usize) -> &TextColumn {

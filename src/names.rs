@@ -13,8 +13,10 @@
 //! - A key spelled exactly like a model field denotes that field; any other key denotes the
 //!   field whose folded name equals its own (if a model has two such fields, which only a
 //!   training file with two such columns produces, the first).
-//! - Two different keys of one record that denote the same field are refused by the caller: the
-//!   record says two things about one field, and picking one would be a guess.
+//! - Two different keys of one record that denote the same field are refused ([`Claims`] finds
+//!   them): the record says two things about one field, and picking one would be a guess. So is
+//!   a record none of whose keys denotes a field ([`Claims::none`]): it would get the average
+//!   lead's score for a lead nobody described.
 //!
 //! Category *values* fold the same way (`schema::normalise_category`), but that is a separate
 //! rule on purpose: levels are stored folded in `model.json`, so changing how values fold
@@ -123,6 +125,60 @@ impl FieldIndex {
     }
 }
 
+/// Which key of one record (a lead's map, a CSV header row) claimed each field, so that every
+/// path refuses a second spelling of a field the same way. Reused from record to record: no
+/// allocation per record.
+#[derive(Debug, Clone)]
+pub struct Claims<K> {
+    /// The key that claimed each field, by attribute index.
+    by_field: Vec<Option<K>>,
+    /// Fields claimed so far, so "no field known" costs nothing to ask.
+    claimed: usize,
+}
+
+impl<K> Default for Claims<K> {
+    fn default() -> Self {
+        Claims {
+            by_field: Vec::new(),
+            claimed: 0,
+        }
+    }
+}
+
+impl<K: Copy + PartialEq> Claims<K> {
+    /// Forgets the previous record's claims, for a model of `fields` fields.
+    pub fn start(&mut self, fields: usize) {
+        self.by_field.clear();
+        self.by_field.resize(fields, None);
+        self.claimed = 0;
+    }
+
+    /// Records that `key` denotes `field`. The same key again is not a conflict (a later entry
+    /// replaces an earlier one, as in a protobuf map); a different key is `Err(earlier key)`.
+    #[inline]
+    pub fn claim(&mut self, field: usize, key: K) -> Result<(), K> {
+        match self.by_field[field] {
+            Some(earlier) if earlier != key => Err(earlier),
+            Some(_) => Ok(()),
+            None => {
+                self.by_field[field] = Some(key);
+                self.claimed += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether no key of the record denotes a field.
+    pub fn none(&self) -> bool {
+        self.claimed == 0
+    }
+
+    /// The key that claimed each field, by attribute index.
+    pub fn by_field(&self) -> &[Option<K>] {
+        &self.by_field
+    }
+}
+
 /// The multiply-rotate hash of rustc (`FxHasher`), eight bytes at a time.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FxHasher(u64);
@@ -178,6 +234,21 @@ mod tests {
             index.expected(),
             r#""Lead Source", "region", "Source", "source""#
         );
+    }
+
+    #[test]
+    fn a_field_is_claimed_by_one_key_per_record() {
+        let mut claims = Claims::default();
+        claims.start(3);
+        assert!(claims.none());
+        assert_eq!(claims.claim(1, "Lead Source"), Ok(()));
+        assert_eq!(claims.claim(1, "Lead Source"), Ok(()), "the same key again");
+        assert_eq!(claims.claim(1, "lead source"), Err("Lead Source"));
+        assert!(!claims.none());
+        assert_eq!(claims.by_field(), [None, Some("Lead Source"), None]);
+        claims.start(3);
+        assert!(claims.none());
+        assert_eq!(claims.claim(1, "lead source"), Ok(()));
     }
 
     /// The folded hash agrees with the rule, whatever the spelling.

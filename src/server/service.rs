@@ -15,6 +15,7 @@ use super::predlog::{Prediction, PredictionSender};
 use super::wire::{self, Embedded};
 use crate::encoder::{RawValue, echo_prefix};
 use crate::model::Model;
+use crate::names::Claims;
 use crate::pb;
 use prost::bytes::Bytes;
 use std::convert::Infallible;
@@ -205,10 +206,9 @@ const MAX_UNUSED_NAMES: usize = 16;
 struct Scratch<'a> {
     /// The value of each model attribute, by attribute index.
     values: Vec<RawValue<'a>>,
-    /// The key that set each attribute's value, by attribute index: a second, different key
-    /// denoting the same attribute is refused (the same key again replaces, as protobuf maps
-    /// do).
-    keys: Vec<Option<&'a [u8]>>,
+    /// The key that set each attribute's value: a second, different key denoting the same
+    /// attribute is refused (the same key again replaces, as protobuf maps do).
+    keys: Claims<&'a [u8]>,
     /// The first distinct names of fields the model does not use (at most
     /// [`MAX_UNUSED_NAMES`]): a request of a million unused entries must not become a warning
     /// listing a million names.
@@ -221,7 +221,7 @@ impl<'a> Scratch<'a> {
     fn new(attributes: usize) -> Scratch<'a> {
         Scratch {
             values: Vec::with_capacity(attributes),
-            keys: Vec::with_capacity(attributes),
+            keys: Claims::default(),
             unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
             unknown_more: 0,
         }
@@ -404,8 +404,7 @@ fn score_one<'a>(
     let attributes = model.encoder().attributes.len();
     scratch.values.clear();
     scratch.values.resize(attributes, RawValue::Missing);
-    scratch.keys.clear();
-    scratch.keys.resize(attributes, None);
+    scratch.keys.start(attributes);
     scratch.unknown.clear();
     scratch.unknown_more = 0;
     let fields = model.fields();
@@ -415,13 +414,11 @@ fn score_one<'a>(
     let lead_id = wire::lead(lead, |name, value| {
         match fields.get(name) {
             Some(i) => {
-                if let Some(earlier) = scratch.keys[i]
-                    && earlier != name
+                if let Err(earlier) = scratch.keys.claim(i, name)
                     && twice.is_none()
                 {
                     twice = Some((earlier, name, i));
                 }
-                scratch.keys[i] = Some(name);
                 scratch.values[i] = wire::field_value(value)?;
             }
             None => scratch.unused(wire::name(name)?),
@@ -440,7 +437,7 @@ fn score_one<'a>(
             field: fields.names()[i].clone(),
         });
     }
-    if scratch.keys.iter().all(Option::is_none) && attributes > 0 {
+    if scratch.keys.none() && attributes > 0 {
         return Err(LeadError::NoKnownField {
             empty: scratch.unknown.is_empty(),
         });
