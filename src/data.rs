@@ -8,6 +8,7 @@
 //! Cells are kept as text in one contiguous buffer per column: a million leads of thirty columns
 //! cost one allocation per column, not thirty million.
 
+use crate::names::{self, Claims, FieldIndex};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,21 @@ pub enum DataError {
         name: String,
         available: String,
     },
+    #[error(
+        "{path}: the columns {first:?} and {second:?} both name the model's field {field:?} \
+         (column names match ignoring case and spacing); remove or rename one"
+    )]
+    SameField {
+        path: PathBuf,
+        first: String,
+        second: String,
+        field: String,
+    },
+    #[error(
+        "{path}: none of the columns is a field of the model; expected at least one of \
+         {expected} (column names match ignoring case and spacing)"
+    )]
+    NoKnownColumn { path: PathBuf, expected: String },
 }
 
 /// The text of one column, every cell in one buffer.
@@ -110,15 +126,15 @@ impl Table {
         self.lines.len()
     }
 
-    /// Index of the column called `name` (exact match first, then ignoring case and spaces).
+    /// Index of the column called `name`: spelled exactly, else the first that denotes the same
+    /// field under the name rule ([`names`]).
     pub fn column_index(&self, name: &str) -> Result<usize, DataError> {
         if let Some(i) = self.headers.iter().position(|h| h == name) {
             return Ok(i);
         }
-        let wanted = crate::schema::normalise_category(name);
         self.headers
             .iter()
-            .position(|h| crate::schema::normalise_category(h) == wanted)
+            .position(|h| names::same(h, name))
             .ok_or_else(|| DataError::MissingColumn {
                 path: self.path.clone(),
                 name: name.to_string(),
@@ -129,6 +145,34 @@ impl Table {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The column each of a model's fields comes from (`None`: absent), by attribute index,
+    /// each header matched under the name rule ([`names`]). Refused: two headers that denote
+    /// the same field, and a file none of whose headers is a field of the model.
+    pub fn attribute_columns(&self, fields: &FieldIndex) -> Result<Vec<Option<usize>>, DataError> {
+        let mut claims = Claims::default();
+        claims.start(fields.names().len());
+        for (column, header) in self.headers.iter().enumerate() {
+            let Some(attribute) = fields.get(header.as_bytes()) else {
+                continue;
+            };
+            if let Err(first) = claims.claim(attribute, column) {
+                return Err(DataError::SameField {
+                    path: self.path.clone(),
+                    first: self.headers[first].clone(),
+                    second: header.clone(),
+                    field: fields.names()[attribute].clone(),
+                });
+            }
+        }
+        if claims.none() && !fields.names().is_empty() {
+            return Err(DataError::NoKnownColumn {
+                path: self.path.clone(),
+                expected: fields.expected(),
+            });
+        }
+        Ok(claims.by_field().to_vec())
     }
 
     pub fn column(&self, index: usize) -> &TextColumn {
@@ -402,5 +446,32 @@ mod tests {
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn headers_match_model_fields_under_the_name_rule() {
+        let fields = FieldIndex::new(["Lead Source", "region", "visits"]);
+        let t = parse("lead_id,LEAD  source,Region\n1,web,north\n").unwrap();
+        assert_eq!(
+            t.attribute_columns(&fields).unwrap(),
+            [Some(1), Some(2), None]
+        );
+
+        let t = parse("Lead Source,id,lead source\n1,2,3\n").unwrap();
+        let err = t.attribute_columns(&fields).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "leads.csv: the columns \"Lead Source\" and \"lead source\" both name the \
+                 model's field \"Lead Source\""
+            ),
+            "{err}"
+        );
+
+        let t = parse("id,colour\n1,teal\n").unwrap();
+        let err = t.attribute_columns(&fields).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"expected at least one of "Lead Source", "region", "visits""#),
+            "{err}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
+//! - [`names`] decides which model field a CSV header or request key denotes: one rule for all.
 //! - [`schema`] infers column kinds, missing-value tokens and outcome values.
 //! - [`encoder`] turns attribute values into features; the one encoder every path shares.
 //! - [`train`] splits, fits (linfa-logistic) and measures a model; the only user of linfa.
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod fsutil;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod registry;
 pub mod sample;
 pub mod schema;

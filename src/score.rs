@@ -36,12 +36,7 @@ pub fn score_table(
         Some(name) => table.column_index(name).ok(),
         None => None,
     };
-    let columns: Vec<Option<usize>> = model
-        .encoder()
-        .attributes
-        .iter()
-        .map(|a| table.column_index(&a.name).ok())
-        .collect();
+    let columns = table.attribute_columns(model.fields())?;
     let absent_columns = model
         .encoder()
         .attributes

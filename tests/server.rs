@@ -643,12 +643,20 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
     assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
 
     // ~8M empty map entries (all named ""), then 40 distinct unused names: one short warning.
+    // (And one field the model knows: a lead with none is refused.)
     let mut lead = [0x12, 0x00].repeat(almost_16_mib / 2 - 1024);
     for i in 0..40 {
         let name = format!("unused {i:02}");
         lead.extend([0x12, name.len() as u8 + 2, 0x0a, name.len() as u8]);
         lead.extend(name.as_bytes());
     }
+    lead.extend(
+        pb::Lead {
+            lead_id: String::new(),
+            fields: [(numeric.clone(), number(3.0))].into_iter().collect(),
+        }
+        .encode_to_vec(),
+    );
     let mut request = vec![0x0a];
     prost::encoding::encode_varint(lead.len() as u64, &mut request);
     request.extend(&lead);
@@ -691,9 +699,11 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
         warnings.contains(&format!("{categorical}: category {shown} not seen")),
         "{warnings}"
     );
-    // So is a long unused field name.
+    // So is a long unused field name (beside a field the model knows).
+    let mut with_long_name = lead_with(&long, text("1"));
+    with_long_name.fields.insert(numeric.clone(), number(3.0));
     let response = client
-        .score_lead(score_request(lead_with(&long, text("1")), 0))
+        .score_lead(score_request(with_long_name, 0))
         .await
         .unwrap()
         .into_inner();
@@ -706,7 +716,7 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
     // Lead ids: 256 bytes are fine, 257 are refused, naming the lead.
     let with_id = |bytes: usize| pb::Lead {
         lead_id: "é".repeat(bytes / 2) + &"x".repeat(bytes % 2),
-        fields: HashMap::new(),
+        fields: [(numeric.clone(), number(3.0))].into_iter().collect(),
     };
     let ok = client
         .score_lead(score_request(with_id(256), 0))

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod evaluate;
 mod hardening;
+mod names;
 mod properties;
 mod refusals;
 mod registry;

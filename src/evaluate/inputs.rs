@@ -320,12 +320,7 @@ pub fn backtest(
     coverage.outcome_rows = table.rows() as u64;
     let parser = outcome_parser(Some(model), options);
     let target = table.column_index(&target_column(Some(model), options)?)?;
-    let attributes: Vec<Option<usize>> = model
-        .encoder()
-        .attributes
-        .iter()
-        .map(|a| table.column_index(&a.name).ok())
-        .collect();
+    let attributes = table.attribute_columns(model.fields())?;
     coverage.absent_columns = model
         .encoder()
         .attributes

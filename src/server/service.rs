@@ -8,12 +8,14 @@
 
 use super::auth::BearerAuth;
 use super::codec::ServerCodec;
-use super::convert::{invalid_field, invalid_value, score_response};
+use super::convert::{invalid_field, invalid_value, no_known_field, same_field, score_response};
 use super::holder::{ModelHolder, Served};
 use super::metrics::Metrics;
 use super::predlog::{Prediction, PredictionSender};
 use super::wire::{self, Embedded};
 use crate::encoder::{RawValue, echo_prefix};
+use crate::model::Model;
+use crate::names::Claims;
 use crate::pb;
 use prost::bytes::Bytes;
 use std::convert::Infallible;
@@ -204,6 +206,9 @@ const MAX_UNUSED_NAMES: usize = 16;
 struct Scratch<'a> {
     /// The value of each model attribute, by attribute index.
     values: Vec<RawValue<'a>>,
+    /// The key that set each attribute's value: a second, different key denoting the same
+    /// attribute is refused (the same key again replaces, as protobuf maps do).
+    keys: Claims<&'a [u8]>,
     /// The first distinct names of fields the model does not use (at most
     /// [`MAX_UNUSED_NAMES`]): a request of a million unused entries must not become a warning
     /// listing a million names.
@@ -216,6 +221,7 @@ impl<'a> Scratch<'a> {
     fn new(attributes: usize) -> Scratch<'a> {
         Scratch {
             values: Vec::with_capacity(attributes),
+            keys: Claims::default(),
             unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
             unknown_more: 0,
         }
@@ -329,7 +335,7 @@ pub fn score_lead_with(
     explain: u32,
 ) -> Result<pb::ScoreLeadResponse, Status> {
     let mut scratch = Scratch::new(served.encoder().attributes.len());
-    score_one(served, lead, explain, &mut scratch).map_err(|e| e.into_status("lead"))
+    score_one(served, lead, explain, &mut scratch).map_err(|e| e.into_status("lead", served))
 }
 
 /// The results of `ScoreLeads` for the request's `leads` (read by
@@ -343,7 +349,7 @@ pub fn score_leads_with(
     let mut results = Vec::with_capacity(leads.len());
     for (i, &lead) in leads.iter().enumerate() {
         let response = score_one(served, Embedded::Once(lead), explain, &mut scratch)
-            .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
+            .map_err(|e| e.into_status(&format!("leads[{i}]"), served))?;
         results.push(response);
     }
     Ok(results)
@@ -355,12 +361,28 @@ enum LeadError {
     Value(crate::encoder::ValueError),
     /// The lead id is longer than [`MAX_LEAD_ID_BYTES`]; its length in bytes.
     LeadIdTooLong(usize),
+    /// Two different keys denote the same model field: the keys, in message order, and the field.
+    SameField {
+        first: String,
+        second: String,
+        field: String,
+    },
+    /// No key denotes a model field; whether the lead had any fields at all.
+    NoKnownField {
+        empty: bool,
+    },
 }
 
 impl LeadError {
     /// `lead_path` locates the lead in the request: `lead` or `leads[3]`.
-    fn into_status(self, lead_path: &str) -> Status {
+    fn into_status(self, lead_path: &str, model: &Model) -> Status {
         match self {
+            LeadError::SameField {
+                first,
+                second,
+                field,
+            } => same_field(lead_path, &first, &second, &field),
+            LeadError::NoKnownField { empty } => no_known_field(lead_path, empty, model),
             LeadError::Wire(e) => Status::invalid_argument(format!("{lead_path}: {e}")),
             LeadError::Value(e) => invalid_value(lead_path, e),
             LeadError::LeadIdTooLong(bytes) => invalid_field(
@@ -382,11 +404,23 @@ fn score_one<'a>(
     let attributes = model.encoder().attributes.len();
     scratch.values.clear();
     scratch.values.resize(attributes, RawValue::Missing);
+    scratch.keys.start(attributes);
     scratch.unknown.clear();
     scratch.unknown_more = 0;
+    let fields = model.fields();
+    // The first pair of keys denoting one field; reported once the whole lead is read, so a
+    // malformed lead is refused as malformed whatever its keys.
+    let mut twice = None;
     let lead_id = wire::lead(lead, |name, value| {
-        match served.fields.get(name) {
-            Some(i) => scratch.values[i] = wire::field_value(value)?,
+        match fields.get(name) {
+            Some(i) => {
+                if let Err(earlier) = scratch.keys.claim(i, name)
+                    && twice.is_none()
+                {
+                    twice = Some((earlier, name, i));
+                }
+                scratch.values[i] = wire::field_value(value)?;
+            }
             None => scratch.unused(wire::name(name)?),
         }
         Ok(())
@@ -394,6 +428,19 @@ fn score_one<'a>(
     .map_err(LeadError::Wire)?;
     if lead_id.len() > MAX_LEAD_ID_BYTES {
         return Err(LeadError::LeadIdTooLong(lead_id.len()));
+    }
+    if let Some((first, second, i)) = twice {
+        // Both keys denote a field, so both are UTF-8 (lossy changes nothing).
+        return Err(LeadError::SameField {
+            first: String::from_utf8_lossy(first).into_owned(),
+            second: String::from_utf8_lossy(second).into_owned(),
+            field: fields.names()[i].clone(),
+        });
+    }
+    if scratch.keys.none() && attributes > 0 {
+        return Err(LeadError::NoKnownField {
+            empty: scratch.unknown.is_empty(),
+        });
     }
     let explain = (explain as usize).min(attributes);
     let scored = model
