@@ -48,6 +48,17 @@ pub enum DataError {
         first: usize,
         second: usize,
     },
+    #[error(
+        "{path}, line {line}: column {column} has no name in the header row but holds {value:?}; \
+         name the column in the header row, or delete the column"
+    )]
+    UnnamedColumn {
+        path: PathBuf,
+        line: u64,
+        /// 1-based, as a spreadsheet counts columns.
+        column: usize,
+        value: String,
+    },
     #[error("{path}: no column named {name:?}; the columns are: {available}")]
     MissingColumn {
         path: PathBuf,
@@ -119,6 +130,8 @@ pub struct Table {
     /// SHA-256 of the file's bytes, recorded in the model so a model can be traced to its data.
     pub sha256: String,
     pub delimiter: u8,
+    /// What was read past without failing (e.g. empty unnamed columns), for the caller to show.
+    pub warnings: Vec<String>,
 }
 
 impl Table {
@@ -190,7 +203,12 @@ pub fn read_csv(path: &Path) -> Result<Table, DataError> {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err)?;
-    parse_csv(path, &bytes)
+    let table = parse_csv(path, &bytes)?;
+    // Every command reads its CSV through here, so each shows what was read past.
+    for warning in &table.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(table)
 }
 
 /// Parses CSV bytes; `path` is only used in messages.
@@ -234,7 +252,9 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    for (second, name) in headers.iter().enumerate() {
+    // Spreadsheets export empty header cells past the last named column (and sometimes
+    // between): such columns are dropped below when they hold nothing.
+    for (second, name) in headers.iter().enumerate().filter(|(_, h)| !h.is_empty()) {
         if let Some(first) = headers[..second].iter().position(|h| h == name) {
             return Err(DataError::DuplicateColumn {
                 path: path.to_path_buf(),
@@ -244,6 +264,8 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
             });
         }
     }
+    // Rows may omit the cells of trailing unnamed columns (a header ending in `,,`).
+    let named_width = headers.len() - headers.iter().rev().take_while(|h| h.is_empty()).count();
     let mut columns = vec![TextColumn::default(); headers.len()];
     let mut lines = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -258,7 +280,7 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         if record.len() == 1 && record[0].trim().is_empty() && headers.len() > 1 {
             continue;
         }
-        if record.len() != headers.len() {
+        if record.len() != headers.len() && !(named_width..headers.len()).contains(&record.len()) {
             return Err(DataError::Ragged {
                 path: path.to_path_buf(),
                 line,
@@ -266,7 +288,10 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
                 found: record.len(),
             });
         }
-        for (column, cell) in columns.iter_mut().zip(record.iter()) {
+        for (column, cell) in columns
+            .iter_mut()
+            .zip(record.iter().chain(std::iter::repeat("")))
+        {
             column.push(cell);
         }
         lines.push(line);
@@ -276,14 +301,53 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(Table {
+    let mut table = Table {
         path: path.to_path_buf(),
         headers,
         columns,
         lines,
         sha256,
         delimiter,
-    })
+        warnings: Vec::new(),
+    };
+    table.drop_empty_unnamed_columns()?;
+    Ok(table)
+}
+
+impl Table {
+    /// Drops columns with no name in the header and no value in any row, with a warning; an
+    /// unnamed column that holds a value is refused (it is data nobody can refer to).
+    fn drop_empty_unnamed_columns(&mut self) -> Result<(), DataError> {
+        let mut dropped = Vec::new();
+        for index in (0..self.headers.len()).rev() {
+            if !self.headers[index].is_empty() {
+                continue;
+            }
+            let column = &self.columns[index];
+            if let Some(row) = (0..column.len()).find(|&r| !column.get(r).trim().is_empty()) {
+                return Err(DataError::UnnamedColumn {
+                    path: self.path.clone(),
+                    line: self.lines[row],
+                    column: index + 1,
+                    value: column.get(row).chars().take(64).collect(),
+                });
+            }
+            self.headers.remove(index);
+            self.columns.remove(index);
+            dropped.push(index + 1);
+        }
+        if !dropped.is_empty() {
+            dropped.reverse();
+            let list: Vec<String> = dropped.iter().map(usize::to_string).collect();
+            self.warnings.push(format!(
+                "{}: ignored {} column(s) with no name in the header and no values (column {})",
+                self.path.display(),
+                dropped.len(),
+                list.join(", ")
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Physical line numbers of the records a csv reader returns, counted from byte offsets.
@@ -379,6 +443,32 @@ mod tests {
         let err = parse("a,b\n1,2\n3\n").unwrap_err().to_string();
         assert!(err.contains("leads.csv, line 3"), "{err}");
         assert!(err.contains("1 fields where the header has 2"), "{err}");
+    }
+
+    #[test]
+    fn empty_unnamed_columns_are_dropped_with_a_warning_and_filled_ones_refused() {
+        // An Excel export: empty header cells after the last name, rows with or without them.
+        let t = parse("id,n,,\n1,2,,\n3,4\n5,6,\n").unwrap();
+        assert_eq!(t.headers, ["id", "n"]);
+        assert_eq!(t.columns.len(), 2);
+        assert_eq!(t.column(1).get(2), "6");
+        assert_eq!(t.warnings.len(), 1);
+        assert!(t.warnings[0].contains("(column 3, 4)"), "{:?}", t.warnings);
+        // Between named columns too.
+        let t = parse("id,,n\n1,,2\n").unwrap();
+        assert_eq!(t.headers, ["id", "n"]);
+        assert_eq!(t.column(1).get(0), "2");
+        // An unnamed column with a value is data nobody can name: refused, naming line and column.
+        let err = parse("id,n,\n1,2,\n3,4,oops\n").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "leads.csv, line 3: column 3 has no name in the header row but holds \"oops\""
+            ),
+            "{err}"
+        );
+        // Rows shorter than the named columns are still ragged.
+        let err = parse("id,n,\n1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -260,6 +260,7 @@ fn cli_score_matches_the_library() {
         assert_eq!(probability, expected.probability, "line {line}");
         assert_eq!(record[col("score")].parse::<u32>().unwrap(), expected.score);
         assert_eq!(record[col("grade")], expected.grade);
+        assert_eq!(record[col("model_version")], *model.version());
         let up: Vec<_> = expected
             .factors
             .iter()

@@ -56,7 +56,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             // would otherwise name only its directory).
             let written: anyhow::Result<()> = (|| {
                 let mut file = AtomicFile::create(path)?;
-                write_csv(&scored.rows, explain, &mut file)?;
+                write_csv(&scored.rows, model.version(), explain, &mut file)?;
                 file.commit()?;
                 Ok(())
             })();
@@ -68,8 +68,20 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        None => write_csv(&scored.rows, explain, std::io::stdout().lock())
-            .context("writing to standard output")?,
+        None => {
+            write_csv(
+                &scored.rows,
+                model.version(),
+                explain,
+                std::io::stdout().lock(),
+            )
+            .context("writing to standard output")?;
+            errln!(
+                "scored {} leads with model {}",
+                table.rows(),
+                model.version()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
