@@ -7,11 +7,11 @@
 //! ```
 //!
 //! Outside this repository, generate the client from `proto/leadscore/v1/leadscore.proto` with
-//! `tonic-prost-build`; here `leadscore::pb` has it.
+//! `tonic-prost-build`; here `leadscore::server::pb` has it.
 
-use leadscore::pb::field_value::Kind;
-use leadscore::pb::lead_scoring_client::LeadScoringClient;
-use leadscore::pb::{FieldValue, Lead, ScoreLeadRequest};
+use leadscore::server::pb::field_value::Kind;
+use leadscore::server::pb::lead_scoring_client::LeadScoringClient;
+use leadscore::server::pb::{FieldValue, Lead, ScoreLeadRequest};
 use tonic_types::StatusExt;
 
 #[tokio::main]

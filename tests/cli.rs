@@ -1,6 +1,6 @@
 //! The command line as a user meets it: help, the registry commands, scoring errors.
 
-use crate::common::{leadscore, stderr, write};
+use crate::common::{leadscore, leadscore_bench, stderr, write};
 
 #[test]
 fn every_command_has_help_with_an_example() {
@@ -12,12 +12,24 @@ fn every_command_has_help_with_an_example() {
         vec!["models", "--help"],
         vec!["evaluate", "--help"],
         vec!["serve", "--help"],
-        vec!["bench", "--help"],
     ] {
         let out = leadscore(&args);
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+    }
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["ceiling", "--help"],
+    ] {
+        let out = leadscore_bench(&args);
+        assert!(out.status.success(), "leadscore-bench {args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Example"),
+            "leadscore-bench {args:?} has no example:\n{text}"
+        );
     }
     let out = leadscore(&["train", "--data"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
@@ -360,25 +372,6 @@ fn every_other_refusal_names_its_cause_with_its_exit_code() {
             1,
             "--insecure",
         ),
-        (
-            vec![
-                "bench",
-                "--target",
-                &closed_url,
-                "--data",
-                &leads,
-                "--id",
-                "lead_id",
-                "--duration",
-                "1",
-                "--warmup",
-                "0",
-                "--rounds",
-                "1",
-            ],
-            1,
-            "cannot connect to",
-        ),
     ];
     for (args, code, message) in &cases {
         let out = leadscore(args);
@@ -389,6 +382,28 @@ fn every_other_refusal_names_its_cause_with_its_exit_code() {
             "{args:?}: expected {message:?} in {err}"
         );
     }
+    // The load generator (the separate `leadscore-bench`) with no server to call.
+    let out = leadscore_bench(&[
+        "load",
+        "--target",
+        &closed_url,
+        "--data",
+        &leads,
+        "--id",
+        "lead_id",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--rounds",
+        "1",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "leadscore-bench load: {err}");
+    assert!(
+        err.contains("cannot connect to"),
+        "leadscore-bench load: {err}"
+    );
     drop(busy);
     let _ = version;
 }

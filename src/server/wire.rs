@@ -392,7 +392,7 @@ pub fn field_value(value: Embedded<'_>) -> Result<RawValue<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb;
+    use crate::server::pb;
     use prost::Message;
 
     fn value(kind: Option<pb::field_value::Kind>) -> pb::FieldValue {
