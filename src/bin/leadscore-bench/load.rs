@@ -69,7 +69,7 @@ type Round = (Measurement, Option<Measurement>);
 pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
     let work = Arc::new(workload(&config)?);
-    eprintln!("{}", describe(&config, &work));
+    errln!("{}", describe(&config, &work));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

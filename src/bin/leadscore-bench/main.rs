@@ -19,6 +19,15 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that cannot panic (it would when standard error cannot be written, turning exit
+/// code 1 into a panic's 101); a message that cannot be written is dropped instead.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod ceiling;
 mod generator;
 mod load;
