@@ -14,7 +14,8 @@
 //! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
 //! - [`sample`] writes synthetic leads from known true coefficients.
 //! - [`fsutil`] writes files atomically.
-//! - [`server`] is the gRPC scoring server and its load generator; the only user of [`pb`].
+//! - [`server`] is the gRPC scoring server; the only user of the generated protobuf types
+//!   ([`server::pb`]).
 //! - [`cli`] parses the command line and prints results.
 
 pub mod cli;
@@ -31,12 +32,3 @@ pub mod schema;
 pub mod score;
 pub mod server;
 pub mod train;
-
-/// Types generated from `proto/leadscore/v1/leadscore.proto`.
-pub mod pb {
-    tonic::include_proto!("leadscore.v1");
-
-    /// Encoded descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("leadscore_descriptor");
-}

@@ -1,7 +1,7 @@
 //! The command line as a user meets it: help, the registry commands, scoring errors, line
 //! numbers. The table of refusals (exit code and message of each) is in `refusals.rs`.
 
-use crate::common::{leadscore, stderr, write};
+use crate::common::{leadscore, leadscore_bench, stderr, write};
 
 #[test]
 fn every_command_has_help_with_an_example() {
@@ -13,12 +13,24 @@ fn every_command_has_help_with_an_example() {
         vec!["models", "--help"],
         vec!["evaluate", "--help"],
         vec!["serve", "--help"],
-        vec!["bench", "--help"],
     ] {
         let out = leadscore(&args);
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
+    }
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["ceiling", "--help"],
+    ] {
+        let out = leadscore_bench(&args);
+        assert!(out.status.success(), "leadscore-bench {args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Example"),
+            "leadscore-bench {args:?} has no example:\n{text}"
+        );
     }
     let out = leadscore(&["train", "--data"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");

@@ -6,9 +6,9 @@ use crate::server::{
     attribute_of_kind, csv_leads, eventually, fixture, http_get, metric_value, model, number,
     registry, score_request, start, start_serving, text,
 };
-use leadscore::pb;
-use leadscore::pb::lead_scoring_client::LeadScoringClient;
 use leadscore::server::TlsIdentity;
+use leadscore::server::pb;
+use leadscore::server::pb::lead_scoring_client::LeadScoringClient;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;

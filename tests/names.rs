@@ -11,7 +11,7 @@ use crate::server::{
     field_violation, number, raw_call, registry, score_request, start_serving, text,
 };
 use leadscore::model::ModelArtifact;
-use leadscore::pb;
+use leadscore::server::pb;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -11,12 +11,14 @@ use crate::common::run_to_exit;
 use crate::server::{
     attribute_of_kind, fixture, model, raw_call, registry, score_request, start_serving, text,
 };
-use leadscore::pb;
+use leadscore::server::pb;
 use std::path::Path;
 use std::process::Command;
 use tonic::{Code, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leadscore");
+/// The serving benchmark's tools, a separate binary.
+const BENCH: &str = env!("CARGO_BIN_EXE_leadscore-bench");
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -35,7 +37,8 @@ fn is_root() -> bool {
 /// One refusal of the command line: what to run, and the exit code and message expected.
 struct Refusal {
     name: &'static str,
-    /// The program run: the binary, or `bash` (`-c LINE`, for resource limits), or `setpriv`.
+    /// The program run: the binary (or `leadscore-bench`), or `bash` (`-c LINE`, for resource
+    /// limits), or `setpriv`.
     program: &'static str,
     args: Vec<String>,
     env: Vec<(&'static str, String)>,
@@ -694,33 +697,39 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             2,
             "invalid value '0' for '--rows <ROWS>'",
         ),
-        // bench
-        refusal(
-            "bench: nothing listening at --target",
-            &[
-                "bench",
-                "--target",
-                &closed_url,
-                "--data",
-                &leads,
-                "--id",
-                "lead_id",
-                "--duration",
-                "1",
-                "--warmup",
-                "0",
-                "--rounds",
-                "1",
-            ],
-            1,
-            "cannot connect to",
-        ),
-        refusal(
-            "bench: a negative --duration",
-            &["bench", "--data", &data, "--duration=-1"],
-            1,
-            "--duration must be a number of seconds, not -1",
-        ),
+        // leadscore-bench load
+        Refusal {
+            program: BENCH,
+            ..refusal(
+                "leadscore-bench load: nothing listening at --target",
+                &[
+                    "load",
+                    "--target",
+                    &closed_url,
+                    "--data",
+                    &leads,
+                    "--id",
+                    "lead_id",
+                    "--duration",
+                    "1",
+                    "--warmup",
+                    "0",
+                    "--rounds",
+                    "1",
+                ],
+                1,
+                "cannot connect to",
+            )
+        },
+        Refusal {
+            program: BENCH,
+            ..refusal(
+                "leadscore-bench load: a negative --duration",
+                &["load", "--data", &data, "--duration=-1"],
+                1,
+                "--duration must be a number of seconds, not -1",
+            )
+        },
     ];
     for case in cases {
         check(case);
@@ -950,7 +959,7 @@ async fn malformed_requests_are_invalid_argument_saying_why() {
     server.stop().await;
 }
 
-/// What a caller without the right token is told, by the server and by `leadscore bench`.
+/// What a caller without the right token is told, by the server and by `leadscore-bench load`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_refusals_say_what_is_missing() {
     let f = fixture();
@@ -987,38 +996,42 @@ async fn authentication_refusals_say_what_is_missing() {
     // The load generator without the token: every call fails, exit 1 with the first error.
     let data = path(&f.data).to_string();
     let url = server.url();
-    let err = check(refusal(
-        "bench: calls refused",
-        &[
-            "bench",
-            "--data",
-            &data,
-            "--id",
-            "lead_id",
-            "--exclude",
-            "converted",
-            "--target",
-            &url,
-            "--warmup",
-            "0",
-            "--duration",
-            "0.2",
-            "--rounds",
-            "1",
-            "--concurrency",
-            "1",
-        ],
-        1,
-        &format!("calls to {url} failed; first: "),
-    ));
+    let err = check(Refusal {
+        program: BENCH,
+        ..refusal(
+            "leadscore-bench load: calls refused",
+            &[
+                "load",
+                "--data",
+                &data,
+                "--id",
+                "lead_id",
+                "--exclude",
+                "converted",
+                "--target",
+                &url,
+                "--warmup",
+                "0",
+                "--duration",
+                "0.2",
+                "--rounds",
+                "1",
+                "--concurrency",
+                "1",
+            ],
+            1,
+            &format!("calls to {url} failed; first: "),
+        )
+    });
     assert!(err.contains("missing authorization header"), "{err}");
     // A token that no HTTP header can carry.
     check(Refusal {
+        program: BENCH,
         env: vec![("LEADSCORE_AUTH_TOKEN", "tok\u{1}en".into())],
         ..refusal(
-            "bench: a token with a control character",
+            "leadscore-bench load: a token with a control character",
             &[
-                "bench",
+                "load",
                 "--data",
                 &data,
                 "--id",

@@ -6,10 +6,10 @@
 
 use leadscore::data::read_csv;
 use leadscore::model::{Model, ModelArtifact, Scored};
-use leadscore::pb;
-use leadscore::pb::field_value::Kind as ValueKind;
-use leadscore::pb::lead_scoring_client::LeadScoringClient;
 use leadscore::registry::Registry;
+use leadscore::server::pb;
+use leadscore::server::pb::field_value::Kind as ValueKind;
+use leadscore::server::pb::lead_scoring_client::LeadScoringClient;
 use leadscore::server::predlog::PredictionLogConfig;
 use leadscore::server::{self, Config, ServerError, TlsIdentity};
 use std::collections::HashMap;
@@ -1385,53 +1385,4 @@ async fn exposure_beyond_loopback_needs_auth_or_insecure() {
             .is_some()
     );
     assert_eq!(server::check_exposure(public, true, true, false), Ok(None));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_measures_the_server_and_the_noop_ceiling() {
-    use leadscore::server::bench::{BenchConfig, measure, workload};
-    let f = fixture();
-    let models = registry(&[&f.a], Some("test-a"));
-    let server = start_serving(models.path(), |_| {}).await;
-    let noop = start_serving(models.path(), |config| config.noop = true).await;
-    let config = BenchConfig {
-        target: server.url(),
-        ceiling: Some(noop.url()),
-        data: f.data.clone(),
-        id_column: Some("lead_id".into()),
-        exclude: vec!["converted".into()],
-        concurrency: 4,
-        connections: 1,
-        batch: Some(10),
-        explain: 3,
-        warmup: Duration::from_millis(50),
-        duration: Duration::from_millis(300),
-        auth_token: None,
-    };
-    let work = Arc::new(workload(&config).unwrap());
-    assert_eq!(work.fields, 11, "every column but the id and the outcome");
-    for target in [&server, &noop] {
-        let m = measure(
-            &target.url(),
-            work.clone(),
-            &config,
-            Some(std::process::id()),
-        )
-        .await
-        .unwrap();
-        assert!(m.server_cpu.is_some());
-        assert_eq!(m.errors, 0, "{:?}", m.first_error);
-        assert!(m.calls > 0);
-        assert_eq!(m.leads, m.calls * 10);
-        assert!(m.p50 <= m.p99);
-    }
-    // The noop server answers with a constant.
-    let empty = LeadScoringClient::new(noop.channel().await)
-        .score_lead(score_request(pb::Lead::default(), 3))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(empty, pb::ScoreLeadResponse::default());
-    server.stop().await;
-    noop.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link step: this machine has two cores).
 
+mod bench;
 mod cli;
 mod common;
 mod evaluate;

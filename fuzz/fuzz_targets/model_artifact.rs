@@ -12,7 +12,7 @@
 
 use leadscore::encoder::{Encoding, RawValue};
 use leadscore::model::Model;
-use leadscore::pb;
+use leadscore::server::pb;
 use leadscore::server::holder::{Served, check_scores};
 use leadscore::server::service::score_lead_with;
 use leadscore::server::wire::Embedded;

@@ -17,7 +17,7 @@
 
 use leadscore::encoder::RawValue;
 use leadscore::model::{Model, Scored};
-use leadscore::pb;
+use leadscore::server::pb;
 use leadscore::server::holder::Served;
 use leadscore::server::service::{MAX_LEAD_ID_BYTES, score_lead_with, score_leads_with};
 use leadscore::server::wire::{self, BatchError, Embedded, WireError};

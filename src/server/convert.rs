@@ -4,10 +4,10 @@
 //! literals and exhaustive destructuring, so a field added to the proto or to the domain types
 //! fails to compile until it is handled.
 
+use super::pb;
 use super::wire::WireError;
 use crate::encoder::{Quoted, ValueError, echo_prefix};
 use crate::model::{Factor, Model, Scored};
-use crate::pb;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 

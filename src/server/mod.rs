@@ -1,36 +1,38 @@
-//! The gRPC scoring server (`leadscore serve`) and its load generator (`leadscore bench`).
+//! The gRPC scoring server (`leadscore serve`).
 //!
 //! # Layout
 //! - [`service`] is `leadscore.v1.LeadScoring`: routing, auth, scoring, metrics per call.
 //! - [`wire`] reads score requests straight from their protobuf bytes, without a `HashMap`.
 //! - [`convert`] builds the protobuf responses and turns bad input into `Status`.
+//! - [`pb`] holds the types generated from the proto, and its descriptor set.
 //! - [`codec`] hands tonic's message bytes over undecoded.
 //! - [`holder`] keeps the model in service and swaps in new versions (the reload watcher).
 //! - [`incoming`] accepts connections: a handshake deadline, and a pause when out of descriptors.
 //! - [`metrics`] defines the Prometheus metrics and serves them over HTTP.
 //! - [`auth`] checks bearer tokens in constant time.
 //! - [`predlog`] appends every served score to SQLite from a background thread.
-//! - [`noop`] is the no-op service the benchmark measures the ceiling with.
-//! - [`bench`] is the closed-loop load generator.
 //!
 //! [`run`] takes a bound listener and a shutdown future (as in mini-redis), so tests bind
 //! `127.0.0.1:0` and need no fixed port.
 //!
-//! Architecture invariant: only this module touches generated protobuf types (`crate::pb`).
+//! The load generator and the no-op ceiling it measures against are not part of the library:
+//! they are the separate `leadscore-bench` tool (`src/bin/leadscore-bench/`), which uses this
+//! module's public API ([`pb`], [`codec`], [`transport`], [`reflection`], [`incoming`]).
+//!
+//! Architecture invariant: within the library, only this module touches generated protobuf
+//! types ([`pb`]).
 
 pub mod auth;
-pub mod bench;
 pub mod codec;
 pub mod convert;
 pub mod holder;
 pub mod incoming;
 pub mod metrics;
-pub mod noop;
+pub mod pb;
 pub mod predlog;
 pub mod service;
 pub mod wire;
 
-use crate::pb;
 use crate::registry::Registry;
 use holder::{Lifecycle, ModelHolder, Watcher};
 use metrics::Metrics;
@@ -44,8 +46,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, ServerTlsConfig};
+use tonic::transport::server::Router;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// Default for `--max-batch`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
@@ -96,8 +100,6 @@ pub struct Config {
     /// After the shutdown signal, how long calls in flight may take before the server stops
     /// anyway (a client holding a health `Watch` stream open would otherwise delay it forever).
     pub shutdown_grace: Duration,
-    /// Serve the no-op ceiling instead of the model (for `leadscore bench`).
-    pub noop: bool,
     /// How long a new connection may take to start its handshake ([`HANDSHAKE_TIMEOUT`]).
     pub handshake_timeout: Duration,
 }
@@ -114,7 +116,6 @@ impl Config {
             prediction_log: None,
             metrics_listener: None,
             shutdown_grace: Duration::from_secs(30),
-            noop: false,
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
@@ -131,7 +132,6 @@ impl std::fmt::Debug for Config {
             .field("prediction_log", &self.prediction_log)
             .field("metrics", &self.metrics_listener)
             .field("shutdown_grace", &self.shutdown_grace)
-            .field("noop", &self.noop)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
@@ -213,133 +213,165 @@ pub async fn run(
         prediction_log,
         metrics_listener,
         shutdown_grace,
-        noop,
         handshake_timeout,
     } = config;
     let metrics = Arc::new(Metrics::new());
     let (stop, stopped) = watch::channel(false);
-
     let (health, health_service) = tonic_health::server::health_reporter();
-    let initial = if noop {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", initial).await;
-    health.set_service_status(SERVICE_NAME, initial).await;
-    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
+    set_health(&health, ServingStatus::NotServing).await;
+    let lifecycle = Arc::new(Lifecycle::new(health, SERVICE_NAME));
 
     // The version in service is loaded before anything else starts: one that cannot be loaded
     // stops the server here, where its operator sees it.
     let holder = Arc::new(ModelHolder::default());
-    let watching = if noop {
-        None
-    } else {
-        let watcher = Watcher {
-            registry: Registry::new(models),
-            holder: holder.clone(),
-            metrics: metrics.clone(),
-            lifecycle: lifecycle.clone(),
-            interval: reload_interval,
-        };
-        Some(watcher.start().await.map_err(ServerError::ModelInService)?)
-    };
-
-    let prediction_log =
-        match &prediction_log {
-            Some(config) => Some(PredictionLog::open(config, metrics.clone()).map_err(
-                |source| ServerError::PredictionLog {
-                    path: config.path.clone(),
-                    source,
-                },
-            )?),
-            None => None,
-        };
+    let watching = Watcher {
+        registry: Registry::new(models),
+        holder: holder.clone(),
+        metrics: metrics.clone(),
+        lifecycle: lifecycle.clone(),
+        interval: reload_interval,
+    }
+    .start()
+    .await
+    .map_err(ServerError::ModelInService)?;
+    let prediction_log = open_prediction_log(prediction_log.as_ref(), &metrics)?;
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the descriptor set compiled by build.rs is valid");
-
-    let mut builder = tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-        .timeout(REQUEST_TIMEOUT);
-    if let Some(tls) = &tls {
-        builder = builder
-            .tls_config(
-                ServerTlsConfig::new()
-                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-                    .timeout(handshake_timeout),
-            )
-            .map_err(ServerError::Tls)?;
-    }
-    let router = builder
+    let router = transport(tls.as_ref(), handshake_timeout)?
         .add_service(health_service)
-        .add_service(InterceptedService::new(reflection, auth.clone()));
-
-    let mut tasks = Vec::new();
-    // The metrics endpoint stops last, after the prediction log is closed, so the final
-    // written/dropped counts can still be scraped during the shutdown.
-    let (stop_metrics, metrics_stopped) = watch::channel(false);
-    let metrics_task = metrics_listener
-        .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
-    let router = if let Some(watching) = watching {
-        tasks.push(tokio::spawn(watching.run(stopped.clone())));
-        router.add_service(LeadScoringService::new(Shared {
+        .add_service(InterceptedService::new(reflection(), auth.clone()))
+        .add_service(LeadScoringService::new(Shared {
             holder,
             metrics: metrics.clone(),
             auth,
             predictions: prediction_log.as_ref().map(PredictionLog::sender),
             max_batch,
             max_message_bytes: max_message_bytes(max_batch),
-        }))
-    } else {
-        router.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
-    };
+        }));
 
-    let (draining, drain_started) = oneshot::channel();
-    let signal = {
-        let lifecycle = lifecycle.clone();
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            // From here on no reload swaps the model or turns health SERVING again.
-            lifecycle.shut_down().await;
-            // The reload watcher stops too.
-            let _ = stop.send(true);
-            tracing::info!("shutting down: finishing the calls in flight");
-            let _ = draining.send(());
-        }
-    };
+    // The metrics endpoint stops last, after the prediction log is closed, so the final
+    // written/dropped counts can still be scraped during the shutdown.
+    let (stop_metrics, metrics_stopped) = watch::channel(false);
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
+    let watcher_task = tokio::spawn(watching.run(stopped));
+
+    let (signal, drain_started) = stop_serving_on(shutdown, lifecycle, stop.clone());
     let incoming = incoming::Incoming::new(listener, handshake_timeout);
-    let result = tokio::select! {
-        result = router.serve_with_incoming_shutdown(incoming, signal) => result.map_err(ServerError::from),
-        () = async {
-            match drain_started.await {
-                Ok(()) => tokio::time::sleep(shutdown_grace).await,
-                Err(_) => std::future::pending().await,
-            }
-        } => {
-            tracing::warn!(grace = ?shutdown_grace, "calls still in flight after the shutdown grace period; stopping anyway");
-            Ok(())
-        }
-    };
+    let result = serve_with_grace(router, incoming, signal, drain_started, shutdown_grace).await;
     let _ = stop.send(true);
-    for task in tasks {
-        let _ = task.await;
-    }
-    if let Some(log) = prediction_log {
-        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
-        tracing::info!("prediction log closed");
-    }
+    let _ = watcher_task.await;
+    close_prediction_log(prediction_log).await;
     let _ = stop_metrics.send(true);
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     result
+}
+
+/// Sets the health of the whole server (`""`) and of `leadscore.v1.LeadScoring`.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
+fn open_prediction_log(
+    config: Option<&PredictionLogConfig>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<PredictionLog>, ServerError> {
+    config
+        .map(|config| {
+            PredictionLog::open(config, metrics.clone()).map_err(|source| {
+                ServerError::PredictionLog {
+                    path: config.path.clone(),
+                    source,
+                }
+            })
+        })
+        .transpose()
+}
+
+/// Writes out the predictions still queued (on a blocking thread: SQLite waits on the disk).
+async fn close_prediction_log(log: Option<PredictionLog>) {
+    if let Some(log) = log {
+        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
+        tracing::info!("prediction log closed");
+    }
+}
+
+/// The gRPC transport with the server's limits (streams and calls per connection, the per-call
+/// timeout) and, given an identity, TLS with a handshake deadline.
+pub fn transport(
+    tls: Option<&TlsIdentity>,
+    handshake_timeout: Duration,
+) -> Result<Server, ServerError> {
+    let builder = Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT);
+    match tls {
+        None => Ok(builder),
+        Some(tls) => builder
+            .tls_config(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                    .timeout(handshake_timeout),
+            )
+            .map_err(ServerError::Tls),
+    }
+}
+
+/// Server reflection (v1) for `leadscore.v1` and health, so generic tools need no proto file.
+pub fn reflection() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor set compiled by build.rs is valid")
+}
+
+/// The shutdown as the transport sees it: `shutdown`, then health `NOT_SERVING`, the reload
+/// watcher stopped, and `drain_started` told that the grace period begins.
+fn stop_serving_on(
+    shutdown: impl Future<Output = ()>,
+    lifecycle: Arc<Lifecycle>,
+    stop: watch::Sender<bool>,
+) -> (impl Future<Output = ()>, oneshot::Receiver<()>) {
+    let (draining, drain_started) = oneshot::channel();
+    let signal = async move {
+        shutdown.await;
+        // From here on no reload swaps the model or turns health SERVING again.
+        lifecycle.shut_down().await;
+        let _ = stop.send(true);
+        tracing::info!("shutting down: finishing the calls in flight");
+        let _ = draining.send(());
+    };
+    (signal, drain_started)
+}
+
+/// Serves until `signal` completes and the calls in flight finish, or until `grace` after the
+/// drain started, whichever comes first.
+async fn serve_with_grace(
+    router: Router,
+    incoming: incoming::Incoming,
+    signal: impl Future<Output = ()>,
+    drain_started: oneshot::Receiver<()>,
+    grace: Duration,
+) -> Result<(), ServerError> {
+    tokio::select! {
+        result = router.serve_with_incoming_shutdown(incoming, signal) => result.map_err(ServerError::from),
+        () = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace = ?grace, "calls still in flight after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: temporary data, the CLI binary, snapshots.
+//! Helpers shared by the integration tests: temporary data, the CLI binaries, snapshots.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,15 @@ pub fn run_to_exit(name: &str, mut command: Command) -> Output {
         }
         _ => run(),
     }
+}
+
+/// Runs the `leadscore-bench` binary (the serving benchmark's tools) built for these tests.
+pub fn leadscore_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leadscore-bench"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the leadscore-bench binary runs")
 }
 
 pub fn stderr(output: &Output) -> String {
