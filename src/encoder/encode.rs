@@ -3,8 +3,9 @@
 //! row, and the server every request, so known category levels are matched without
 //! allocating. Also here: how client text is echoed back in messages.
 
-use super::MISSING_LEVEL;
-use super::{Attribute, Encoding, FeatureEncoder, RateStat, RawValue, Reading, ValueError};
+use super::{
+    Attribute, Encoding, FeatureEncoder, MISSING_LEVEL, RateStat, RawValue, Reading, ValueError,
+};
 use crate::schema::{MissingTokens, normalise_category, parse_flag, parse_number};
 use std::collections::HashMap;
 

@@ -13,8 +13,8 @@
 //!   the pooled rare levels (also used for labels never seen in training) and one for missing.
 //!
 //! This file holds the types, which are also the artifact's `encoder` section (their serde
-//! names and order are the model.json format); [`fit`] learns them from training columns once
-//! per training, and [`encode`] applies them to every value scored, the hot path.
+//! names and order are the model.json format); `fit` learns them from training columns once
+//! per training, and `encode` applies them to every value scored, the hot path.
 
 mod encode;
 mod fit;

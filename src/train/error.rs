@@ -1,5 +1,5 @@
-//! Why training refused to produce a model: one enum, so the CLI prints each cause with the
-//! file, line or flag to fix, and tests can match on the cause.
+//! Why training refused to produce a model: one enum for every step, each message naming the
+//! file, line or flag to fix, so the CLI can print it as it is.
 
 use crate::data::DataError;
 use crate::registry::RegistryError;

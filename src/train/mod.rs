@@ -1,20 +1,21 @@
 //! Training: a CSV of historic leads → a validated model artifact, and its promotion.
 //!
 //! Architecture invariant: this is the only module that touches linfa's fitting API, and
-//! within it only [`solver`] does.
+//! within it only `solver` does.
 //!
 //! [`train`] runs the steps in order; each lives in its own file:
-//! - [`outcomes`]: parse the target column (open rows set aside); enough wins and losses?
-//! - [`columns`]: the role of every column (target, id, date, dropped, feature) and its kind;
-//! - [`holdout`]: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
+//! - `outcomes`: parse the target column (open rows set aside); enough wins and losses?
+//! - `columns`: the role of every column (target, id, date, dropped, feature) and its kind;
+//! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
 //!   the fit without it that the reported metrics come from;
-//! - [`features`]: fit the encoder and encode the rows in the holdout's order;
-//! - [`leakage`]: columns that predict the outcome suspiciously well on their own;
-//! - [`regularisation`]: the L2 strength, chosen on a validation split of the training part;
-//! - [`solver`]: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
-//! - [`artifact`]: the model artifact and its version name;
-//! - [`promotion`]: writing the version and deciding whether it goes into service.
+//! - `features`: fit the encoder and encode the rows in the holdout's order;
+//! - `leakage`: columns that predict the outcome suspiciously well on their own;
+//! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
+//! - `solver`: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
+//! - `artifact`: the model artifact and its version name;
+//! - `promotion`: writing the version and deciding whether it goes into service.
 //!
+//! `config` holds the settings, `error` the refusals, `progress` the progress lines and timings.
 //! The served model is refit on all rows, warm-started from the holdout fit.
 
 mod artifact;
@@ -94,6 +95,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         holdout::measure(&solver, x.view(), &holdout, choice.alpha, &choice.fit)
     })?;
     progress::holdout_measured(progress, &measured.metrics, timings.holdout_fit);
+    // The served model: refit on every row, warm-started from the holdout fit.
     let final_fit = timed(&mut timings.final_fit, || {
         solver.fit(x.view(), &holdout.won, choice.alpha, Some(&measured.fit))
     })?;
