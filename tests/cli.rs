@@ -1,6 +1,6 @@
 //! The command line as a user meets it: help, the registry commands, scoring errors.
 
-use crate::common::{leadscore, leadscore_at, stderr, write};
+use crate::common::{leadscore, stderr, write};
 
 #[test]
 fn every_command_has_help_with_an_example() {
@@ -39,7 +39,7 @@ fn train_into(dir: &std::path::Path, seed: u64) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     let models = dir.join("models");
     let trained_at = format!("2030-01-01T00:00:{seed:02}Z");
-    let out = leadscore_at(
+    let out = crate::common::leadscore_at(
         &trained_at,
         &[
             "train",
