@@ -5,8 +5,10 @@
 //! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
 //! - [`names`] decides which model field a CSV header or request key denotes: one rule for all.
 //! - [`schema`] infers column kinds, missing-value tokens and outcome values.
-//! - [`encoder`] turns attribute values into features; the one encoder every path shares.
-//! - [`train`] splits, fits (linfa-logistic) and measures a model; the only user of linfa.
+//! - [`encoder`] turns attribute values into features; the one encoder every path shares
+//!   (fitted once per training, applied on every scoring path).
+//! - [`train`] splits, fits (linfa-logistic) and measures a model, one step per file; the only
+//!   user of linfa.
 //! - [`model`] is the versioned artifact and the scoring arithmetic over it.
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.

@@ -36,7 +36,8 @@ fn every_command_has_help_with_an_example() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
-/// Trains a model on sample data into `dir/models`; returns its version.
+/// Trains a model on sample data into `dir/models`, stamped `seed` seconds into 2030 (so later
+/// seeds get later versions); returns its version.
 fn train_into(dir: &std::path::Path, seed: u64) -> String {
     let data = dir.join(format!("leads-{seed}.csv"));
     let out = leadscore(&[
@@ -50,19 +51,23 @@ fn train_into(dir: &std::path::Path, seed: u64) -> String {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let models = dir.join("models");
-    let out = leadscore(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--target",
-        "converted",
-        "--models",
-        models.to_str().unwrap(),
-        "--promote",
-        "always",
-        "--json",
-        "--quiet",
-    ]);
+    let trained_at = format!("2030-01-01T00:00:{seed:02}Z");
+    let out = crate::common::leadscore_at(
+        &trained_at,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "converted",
+            "--models",
+            models.to_str().unwrap(),
+            "--promote",
+            "always",
+            "--json",
+            "--quiet",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["promotion"]["promoted"], true);
@@ -75,7 +80,6 @@ fn models_list_show_promote_rollback() {
     let models = dir.path().join("models");
     let m = models.to_str().unwrap();
     let first = train_into(dir.path(), 1);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = train_into(dir.path(), 2);
     assert_ne!(first, second);
 

@@ -103,3 +103,14 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Runs the `leadscore` binary with its training clock set to `trained_at` (RFC 3339): versions
+/// are named by the second, so tests stamp each training rather than wait for the clock.
+pub fn leadscore_at(trained_at: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("LEADSCORE_TRAINED_AT", trained_at)
+        .output()
+        .expect("the leadscore binary runs")
+}
