@@ -222,7 +222,7 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     cards(out, e)?;
     gate_list(out, e)?;
     writeln!(out, "<h2>Charts</h2><div class=\"charts\">")?;
-    reliability(out, e)?;
+    reliability(out, &e.calibration.equal_width)?;
     gains(out, e)?;
     histogram(out, e)?;
     monthly(out, e)?;
@@ -491,11 +491,11 @@ fn input_counts(e: &Evaluation) -> Vec<(&'static str, u64)> {
     counts
 }
 
-fn reliability(out: &mut String, e: &Evaluation) -> fmt::Result {
-    let rows = &e.calibration.equal_width;
+/// The reliability diagram over the equal-width bands. The axes reach the highest band, however
+/// few leads it holds, so that every band is drawn.
+fn reliability(out: &mut String, rows: &[BandRow]) -> fmt::Result {
     let top = rows
         .iter()
-        .filter(|b| b.leads >= 10)
         .map(|b| b.upper.max(b.realized_rate))
         .fold(0.05, f64::max);
     let max = nice_max(top);
@@ -514,7 +514,7 @@ fn reliability(out: &mut String, e: &Evaluation) -> fmt::Result {
     )?;
     plot.polyline(out, "ideal", &[(0.0, 0.0), (max, max)])?;
     let most = rows.iter().map(|b| b.leads).max().unwrap_or(1).max(1) as f64;
-    for b in rows.iter().filter(|b| b.mean_predicted <= max) {
+    for b in rows {
         let x = plot.x(b.mean_predicted);
         write!(
             out,
@@ -843,5 +843,45 @@ mod tests {
         assert_eq!(nice_max(0.1), 0.1);
         assert_eq!(nice_max(0.41), 0.5);
         assert_eq!(nice_max(3.0), 1.0);
+    }
+
+    fn band(lower: f64, leads: u64, wins: u64, mean_predicted: f64) -> BandRow {
+        let realized_rate = wins as f64 / leads as f64;
+        BandRow {
+            lower,
+            upper: lower + 0.1,
+            leads,
+            wins,
+            mean_predicted,
+            realized_rate,
+            ci_low: (realized_rate - 0.1).max(0.0),
+            ci_high: (realized_rate + 0.1).min(1.0),
+            prediction_outside: false,
+        }
+    }
+
+    /// A few leads scored 80–90% once fell off a diagram scaled to the well-populated bands.
+    #[test]
+    fn the_reliability_diagram_draws_every_band_up_to_the_highest() {
+        let rows = [
+            band(0.0, 892, 52, 0.052),
+            band(0.3, 261, 102, 0.344),
+            band(0.6, 17, 12, 0.646),
+            band(0.7, 4, 3, 0.741),
+            band(0.8, 6, 6, 0.839),
+        ];
+        let mut out = String::new();
+        reliability(&mut out, &rows).unwrap();
+        assert_eq!(out.matches("<circle").count(), rows.len(), "{out}");
+        assert!(out.contains("<title>0.800–0.900: 6 leads"), "{out}");
+        assert!(out.contains(">100%</text>"), "the axes reach 100%: {out}");
+        // A model whose scores stay low keeps a close-up scale.
+        let low = [band(0.0, 500, 20, 0.04), band(0.1, 40, 5, 0.13)];
+        let mut out = String::new();
+        reliability(&mut out, &low).unwrap();
+        assert!(
+            out.contains(">20%</text>") && !out.contains(">40%</text>"),
+            "{out}"
+        );
     }
 }
