@@ -4,7 +4,7 @@
 //! Charts: a reliability diagram with 95% intervals, the cumulative gains curve, the score
 //! histogram against training, and monthly predicted against realized closure rates.
 
-use super::{BandRow, Evaluation, Mode, RateRow};
+use super::{BandRow, Drift, Evaluation, Metrics, Mode, RateRow};
 use std::fmt::{self, Write as _};
 
 /// Escapes text for HTML (labels come from the CRM's data).
@@ -47,6 +47,7 @@ p.sub, .note { color: var(--muted); margin: 2px 0 8px; }
 .card .k { color: var(--muted); font-size: 12px; }
 .card .v { font-size: 19px; font-weight: 600; }
 .card .d { color: var(--muted); font-size: 11px; }
+.card .m { font-size: 12px; margin-top: 4px; }
 .gates { margin: 12px 0; padding: 0; list-style: none; }
 .gates li { padding: 6px 10px; border-radius: 5px; margin: 4px 0; }
 .gates .pass { background: #e6f4ea; color: var(--ok); }
@@ -262,61 +263,141 @@ fn head(out: &mut String, e: &Evaluation) -> fmt::Result {
     )
 }
 
-/// The headline metrics, one card each: name, value, detail.
+/// A headline card: the metric, its value, a detail, and what it means in plain words.
+struct Card {
+    name: &'static str,
+    value: String,
+    detail: String,
+    /// One sentence a sales manager can read without knowing the metric.
+    meaning: String,
+}
+
+/// The headline metrics, one card each.
 fn cards(out: &mut String, e: &Evaluation) -> fmt::Result {
-    let m = &e.metrics;
     writeln!(out, "<div class=\"cards\">")?;
-    let cards: Vec<(&str, String, String)> = vec![
-        (
-            "Leads evaluated",
-            m.leads.to_string(),
-            format!("{} won", m.wins),
-        ),
-        (
-            "Realized closure rate",
-            pct(m.realized_rate),
-            "wins / leads".into(),
-        ),
-        (
-            "Mean predicted",
-            pct(m.mean_predicted),
-            format!("gap {:+.1} points", m.calibration_gap * 100.0),
-        ),
-        ("ROC AUC", opt(m.roc_auc, 3), "ranking; 0.5 = chance".into()),
-        (
-            "Brier score",
-            format!("{:.4}", m.brier),
-            format!("skill {} vs base rate", opt(m.brier_skill, 3)),
-        ),
-        ("Log loss", format!("{:.4}", m.log_loss), String::new()),
-        (
-            "ECE",
-            format!("{:.4}", m.expected_calibration_error),
-            format!("max {:.3}", m.max_calibration_error),
-        ),
-        (
-            "Calibration slope",
-            opt(m.calibration_slope, 3),
-            format!("intercept {} (ideal 1, 0)", opt(m.calibration_intercept, 3)),
-        ),
-    ];
-    let drift = e.drift.as_ref().map(|d| {
-        (
-            "Score drift (PSI)",
-            format!("{:.3}", d.psi),
-            d.level.clone(),
-        )
-    });
-    for (k, v, d) in cards.iter().chain(drift.iter()) {
+    for card in headline_cards(&e.metrics, e.drift.as_ref()) {
         writeln!(
             out,
-            "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"d\">{}</div></div>",
-            esc(k),
-            esc(v),
-            esc(d)
+            "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div><div class=\"d\">{}</div><div class=\"m\">{}</div></div>",
+            esc(card.name),
+            esc(&card.value),
+            esc(&card.detail),
+            esc(&card.meaning)
         )?;
     }
     writeln!(out, "</div>")
+}
+
+fn headline_cards(m: &Metrics, drift: Option<&Drift>) -> Vec<Card> {
+    let card = |name, value, detail, meaning| Card {
+        name,
+        value,
+        detail,
+        meaning,
+    };
+    let mut cards = vec![
+        card(
+            "Leads evaluated",
+            m.leads.to_string(),
+            format!("{} won", m.wins),
+            "Leads with both a score and a known outcome; every figure here is about them.".into(),
+        ),
+        card(
+            "Realized closure rate",
+            pct(m.realized_rate),
+            "wins / leads".into(),
+            format!("{} of these leads were won.", pct(m.realized_rate)),
+        ),
+        card(
+            "Mean predicted",
+            pct(m.mean_predicted),
+            format!("gap {:+.1} points", m.calibration_gap * 100.0),
+            format!(
+                "On average the model gave these leads a {} chance; {} of them closed.",
+                pct(m.mean_predicted),
+                pct(m.realized_rate)
+            ),
+        ),
+        card(
+            "ROC AUC",
+            opt(m.roc_auc, 3),
+            "ranking; 0.5 = chance".into(),
+            m.roc_auc.map_or(NOT_MEASURABLE.into(), |auc| {
+                format!(
+                    "Take one won and one lost lead at random: {} of the time the won one had the \
+                     higher score (50% is guessing, 100% perfect).",
+                    pct(auc)
+                )
+            }),
+        ),
+    ];
+    cards.extend(accuracy_cards(m));
+    if let Some(d) = drift {
+        cards.push(card(
+            "Score drift (PSI)",
+            format!("{:.3}", d.psi),
+            d.level.clone(),
+            "How far the mix of scores has moved since training: below 0.1 hardly, 0.1–0.25 \
+             somewhat, 0.25 or more a lot (the incoming leads have changed)."
+                .into(),
+        ));
+    }
+    cards
+}
+
+/// Said of the AUC when every lead had the same outcome.
+const NOT_MEASURABLE: &str = "Cannot be measured on these leads (they all had the same outcome).";
+
+/// Said of the calibration slope when it cannot be fitted (see `metrics::calibration_fit`).
+const SLOPE_NOT_MEASURABLE: &str = "Cannot be measured on these leads (one outcome only, the \
+                                    same score for all, or wins and losses fully separated).";
+
+/// The cards on how close the probabilities came: Brier, log loss, ECE, calibration slope.
+fn accuracy_cards(m: &Metrics) -> [Card; 4] {
+    [
+        Card {
+            name: "Brier score",
+            value: format!("{:.4}", m.brier),
+            detail: format!("skill {} vs base rate", opt(m.brier_skill, 3)),
+            meaning: format!(
+                "The average squared miss per lead (0 is perfect). Always predicting the base \
+                 rate, the overall closure rate of {}, would score {:.4}; lower is better.",
+                pct(m.realized_rate),
+                m.brier_reference
+            ),
+        },
+        Card {
+            name: "Log loss",
+            value: format!("{:.4}", m.log_loss),
+            detail: String::new(),
+            meaning: "Like the Brier score, but a confident prediction that turns out wrong costs \
+                      far more; lower is better. Compare it between models on the same leads."
+                .into(),
+        },
+        Card {
+            name: "ECE",
+            value: format!("{:.4}", m.expected_calibration_error),
+            detail: format!("max {:.3}", m.max_calibration_error),
+            meaning: format!(
+                "On average, predictions were off from what actually happened by {:.1} points \
+                 (the worst probability band by {:.1}).",
+                m.expected_calibration_error * 100.0,
+                m.max_calibration_error * 100.0
+            ),
+        },
+        Card {
+            name: "Calibration slope",
+            value: opt(m.calibration_slope, 3),
+            detail: format!("intercept {} (ideal 1, 0)", opt(m.calibration_intercept, 3)),
+            meaning: m
+                .calibration_slope
+                .map_or(SLOPE_NOT_MEASURABLE.into(), |_| {
+                    "1: the scores are as confident as they should be; below 1 too extreme (high \
+                 scores too high, low ones too low), above 1 too cautious."
+                        .into()
+                }),
+        },
+    ]
 }
 
 /// Each gate of a nightly job, passed or failed (nothing when none was set).
@@ -883,5 +964,82 @@ mod tests {
             out.contains(">20%</text>") && !out.contains(">40%</text>"),
             "{out}"
         );
+    }
+
+    fn metrics() -> Metrics {
+        Metrics {
+            leads: 2644,
+            wins: 512,
+            realized_rate: 0.1936,
+            mean_predicted: 0.1757,
+            calibration_gap: -0.0179,
+            roc_auc: Some(0.7367),
+            log_loss: 0.4358,
+            brier: 0.1384,
+            brier_reference: 0.1561,
+            brier_skill: Some(0.114),
+            expected_calibration_error: 0.0225,
+            max_calibration_error: 0.1677,
+            calibration_slope: Some(0.922),
+            calibration_intercept: Some(0.03),
+        }
+    }
+
+    #[test]
+    fn every_headline_metric_says_in_plain_words_what_it_means() {
+        let drift = Drift {
+            psi: 0.172,
+            level: "moderate".into(),
+            bands: vec![],
+            histogram: vec![],
+            training_median: 0.096,
+            evaluated_median: 0.146,
+        };
+        let cards = headline_cards(&metrics(), Some(&drift));
+        let names: Vec<&str> = cards.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                "Leads evaluated",
+                "Realized closure rate",
+                "Mean predicted",
+                "ROC AUC",
+                "Brier score",
+                "Log loss",
+                "ECE",
+                "Calibration slope",
+                "Score drift (PSI)"
+            ]
+        );
+        let meaning = |name: &str| &cards.iter().find(|c| c.name == name).unwrap().meaning;
+        assert_eq!(
+            meaning("ECE"),
+            "On average, predictions were off from what actually happened by 2.2 points (the \
+             worst probability band by 16.8)."
+        );
+        assert!(meaning("ROC AUC").contains("73.7% of the time the won one"));
+        assert!(
+            meaning("Brier score")
+                .contains("base rate, the overall closure rate of 19.4%, would score 0.1561")
+        );
+        assert!(meaning("Mean predicted").contains("a 17.6% chance; 19.4% of them closed"));
+        for card in &cards {
+            assert!(
+                card.meaning.ends_with('.'),
+                "{}: {}",
+                card.name,
+                card.meaning
+            );
+        }
+        // Undefined metrics say why instead of explaining a number that is not there.
+        let one_class = Metrics {
+            roc_auc: None,
+            calibration_slope: None,
+            ..metrics()
+        };
+        let cards = headline_cards(&one_class, None);
+        assert_eq!(cards.len(), 8, "no drift card without a model");
+        assert_eq!(cards[3].meaning, NOT_MEASURABLE);
+        assert_eq!(cards[7].meaning, SLOPE_NOT_MEASURABLE);
     }
 }
