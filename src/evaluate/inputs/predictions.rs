@@ -119,23 +119,41 @@ fn read_predictions_csv(table: &Table) -> Result<Vec<Prediction>, EvaluateError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    /// A prediction log with the server's schema (see `server::predlog`).
+    /// A prediction log written by the server's own writer, so that the reader is checked
+    /// against what the server really writes.
     fn write_log(path: &Path, rows: &[(&str, &str, &str, f64, &str)]) {
-        let db = rusqlite::Connection::open(path).unwrap();
-        db.execute_batch(
-            "CREATE TABLE predictions(lead_id TEXT NOT NULL, scored_at TEXT NOT NULL, \
-             model_version TEXT NOT NULL, probability REAL NOT NULL, score INTEGER NOT NULL, \
-             grade TEXT NOT NULL)",
-        )
-        .unwrap();
+        use crate::server::{metrics::Metrics, predlog};
+        let config = predlog::PredictionLogConfig::new(path);
+        let log = predlog::PredictionLog::open(&config, Arc::new(Metrics::new())).unwrap();
+        let sender = log.sender();
         for (lead, at, version, p, grade) in rows {
-            db.execute(
-                "INSERT INTO predictions VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![lead, at, version, p, (p * 100.0).round() as i64, grade],
+            sender.send(predlog::Prediction {
+                lead_id: lead.to_string(),
+                scored_at: DateTime::parse_from_rfc3339(at)
+                    .unwrap()
+                    .with_timezone(&Utc),
+                model_version: Arc::from(*version),
+                probability: *p,
+                score: (p * 100.0).round() as u32,
+                grade: grade.to_string(),
+            });
+        }
+        log.close(Duration::from_secs(60));
+    }
+
+    /// Appends a row the server would never write (a corrupt or hand-edited log).
+    fn append_raw(path: &Path, scored_at: &str, probability: f64) {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute(
+                "INSERT INTO predictions VALUES ('L9', ?1, 'v1', ?2, 50, 'B')",
+                rusqlite::params![scored_at, probability],
             )
             .unwrap();
-        }
     }
 
     fn summary(predictions: &[Prediction]) -> Vec<(String, Option<i64>, Option<String>, f64)> {
@@ -155,7 +173,7 @@ mod tests {
     const JAN_5: i64 = 1_736_071_200_000; // 2025-01-05T10:00:00Z
 
     #[test]
-    fn a_sqlite_log_is_read_in_the_order_it_was_written() {
+    fn a_server_log_is_read_in_the_order_it_was_written() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("predictions.sqlite");
         write_log(
@@ -181,20 +199,16 @@ mod tests {
     fn a_bad_sqlite_row_is_named_by_its_rowid() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("bad_time.sqlite");
-        write_log(
-            &log,
-            &[
-                ("L1", "2025-01-05T10:00:00Z", "v1", 0.2, "C"),
-                ("L2", "yesterday", "v1", 0.2, "C"),
-            ],
-        );
+        write_log(&log, &[("L1", "2025-01-05T10:00:00Z", "v1", 0.2, "C")]);
+        append_raw(&log, "yesterday", 0.2);
         let err = read_predictions(&log).unwrap_err().to_string();
         assert!(
             err.ends_with("predictions row 2: scored_at \"yesterday\" is not an RFC 3339 time"),
             "{err}"
         );
         let log = dir.path().join("bad_probability.sqlite");
-        write_log(&log, &[("L1", "2025-01-05T10:00:00Z", "v1", 1.5, "A")]);
+        write_log(&log, &[]);
+        append_raw(&log, "2025-01-05T10:00:00Z", 1.5);
         let err = read_predictions(&log).unwrap_err().to_string();
         assert!(
             err.ends_with("predictions row 1: probability 1.5 is not between 0 and 1"),
