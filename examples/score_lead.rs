@@ -14,11 +14,11 @@
 //! prediction log then holds a prediction per lead for `leadscore evaluate --predictions`.
 //!
 //! Outside this repository, generate the client from `proto/leadscore/v1/leadscore.proto` with
-//! `tonic-prost-build`; here `leadscore::pb` has it.
+//! `tonic-prost-build`; here `leadscore::server::pb` has it.
 
-use leadscore::pb::field_value::Kind;
-use leadscore::pb::lead_scoring_client::LeadScoringClient;
-use leadscore::pb::{
+use leadscore::server::pb::field_value::Kind;
+use leadscore::server::pb::lead_scoring_client::LeadScoringClient;
+use leadscore::server::pb::{
     FieldValue, GetModelInfoRequest, Lead, ScoreLeadRequest, ScoreLeadResponse, ScoreLeadsRequest,
 };
 use std::collections::HashMap;

@@ -2,8 +2,8 @@
 # Soak test: sustained load on the server while the model in service changes every minute.
 #
 # Trains two versions of a model on DATA into a scratch registry, serves it, runs
-# `leadscore bench` at concurrency 128 for DURATION seconds, promotes the other version every
-# RELOAD seconds (`leadscore models promote`, as a nightly job would), samples the server's
+# `leadscore-bench load` at concurrency 128 for DURATION seconds, promotes the other version
+# every RELOAD seconds (`leadscore models promote`, as a nightly job would), samples the server's
 # resident memory every 10 s, and at the end prints the failed calls (bench errors and the
 # server's non-OK status counts), the reloads the server made, and the start/end/peak RSS.
 # Exits 1 when a call failed, a reload failed, or fewer reloads happened than promotions.
@@ -14,12 +14,13 @@
 #   cargo build --release
 #   scripts/soak.sh /work/shared/data/x_education/Leads.csv Converted "Prospect ID" 600 60 -- \
 #     --na Select --drop "Tags,Lead Quality,Lead Profile,Last Activity,Last Notable Activity,Lead Number"
-# Environment: LEADSCORE (binary, default target/release/leadscore), PORT (default 50091),
-# SERVER_CPU / CLIENT_CPU (taskset cores, default 0 and 1), WORK (scratch directory).
+# Environment: LEADSCORE (binary, default target/release/leadscore), LEADSCORE_BENCH (load
+# generator, default target/release/leadscore-bench), PORT (default 50091), SERVER_CPU /
+# CLIENT_CPU (taskset cores, default 0 and 1), WORK (scratch directory).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 DATA=$1 TARGET=$2 ID=$3
@@ -31,6 +32,7 @@ if [[ $# -gt 0 && $1 == -- ]]; then shift; fi
 TRAIN_ARGS=("$@")
 
 B=${LEADSCORE:-target/release/leadscore}
+BB=${LEADSCORE_BENCH:-target/release/leadscore-bench}
 PORT=${PORT:-50091}
 METRICS_PORT=$((PORT + 1))
 WORK=${WORK:-$(mktemp -d /tmp/leadscore-soak.XXXXXX)}
@@ -62,7 +64,7 @@ metric() { # sum of a metric's samples whose line matches $1
     curl -sf "127.0.0.1:$METRICS_PORT/metrics" | awk -v m="$1" '$0 ~ m && $1 !~ /^#/ {s += $NF} END {print s + 0}'
 }
 
-taskset -c "${CLIENT_CPU:-1}" "$B" bench --target "http://127.0.0.1:$PORT" --data "$DATA" \
+taskset -c "${CLIENT_CPU:-1}" "$BB" load --target "http://127.0.0.1:$PORT" --data "$DATA" \
     --id "$ID" --exclude "$TARGET" --concurrency 128 --duration "$DURATION" --warmup 0 \
     --rounds 1 > "$WORK/bench.txt" 2>&1 &
 BENCH=$!

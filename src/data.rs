@@ -1,11 +1,14 @@
 //! Reading a CRM's CSV export into memory, column by column.
 //!
 //! The export is read once, strictly: a ragged row, an empty file or a header without columns is
-//! an error naming the file and line. The delimiter (`,` or `;`) is detected from the header, a
-//! UTF-8 byte-order mark is skipped, and quoted fields follow RFC 4180 (the `csv` crate).
+//! an error naming the file and line. Lines are the physical lines a text editor shows (`\n`,
+//! `\r\n` and a lone `\r` each end one; blank lines and line breaks inside quoted fields count).
+//! The delimiter (`,` or `;`) is detected from the header, a UTF-8 byte-order mark is skipped,
+//! and quoted fields follow RFC 4180 (the `csv` crate).
 //! Cells are kept as text in one contiguous buffer per column: a million leads of thirty columns
 //! cost one allocation per column, not thirty million.
 
+use crate::names::{self, Claims, FieldIndex};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,12 +48,38 @@ pub enum DataError {
         first: usize,
         second: usize,
     },
+    #[error(
+        "{path}, line {line}: column {column} has no name in the header row but holds {value:?}; \
+         name the column in the header row, or delete the column"
+    )]
+    UnnamedColumn {
+        path: PathBuf,
+        line: u64,
+        /// 1-based, as a spreadsheet counts columns.
+        column: usize,
+        value: String,
+    },
     #[error("{path}: no column named {name:?}; the columns are: {available}")]
     MissingColumn {
         path: PathBuf,
         name: String,
         available: String,
     },
+    #[error(
+        "{path}: the columns {first:?} and {second:?} both name the model's field {field:?} \
+         (column names match ignoring case and spacing); remove or rename one"
+    )]
+    SameField {
+        path: PathBuf,
+        first: String,
+        second: String,
+        field: String,
+    },
+    #[error(
+        "{path}: none of the columns is a field of the model; expected at least one of \
+         {expected} (column names match ignoring case and spacing)"
+    )]
+    NoKnownColumn { path: PathBuf, expected: String },
 }
 
 /// The text of one column, every cell in one buffer.
@@ -95,11 +124,14 @@ pub struct Table {
     pub headers: Vec<String>,
     /// One entry per header, in header order.
     pub columns: Vec<TextColumn>,
-    /// `lines[i]` is the 1-based line where data row `i` starts, so errors can point at it.
+    /// `lines[i]` is the 1-based physical line where data row `i` starts (the header is line 1
+    /// when the file does not begin with blank lines), so errors can point at it.
     pub lines: Vec<u64>,
     /// SHA-256 of the file's bytes, recorded in the model so a model can be traced to its data.
     pub sha256: String,
     pub delimiter: u8,
+    /// What was read past without failing (e.g. empty unnamed columns), for the caller to show.
+    pub warnings: Vec<String>,
 }
 
 impl Table {
@@ -107,15 +139,15 @@ impl Table {
         self.lines.len()
     }
 
-    /// Index of the column called `name` (exact match first, then ignoring case and spaces).
+    /// Index of the column called `name`: spelled exactly, else the first that denotes the same
+    /// field under the name rule ([`names`]).
     pub fn column_index(&self, name: &str) -> Result<usize, DataError> {
         if let Some(i) = self.headers.iter().position(|h| h == name) {
             return Ok(i);
         }
-        let wanted = crate::schema::normalise_category(name);
         self.headers
             .iter()
-            .position(|h| crate::schema::normalise_category(h) == wanted)
+            .position(|h| names::same(h, name))
             .ok_or_else(|| DataError::MissingColumn {
                 path: self.path.clone(),
                 name: name.to_string(),
@@ -126,6 +158,34 @@ impl Table {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The column each of a model's fields comes from (`None`: absent), by attribute index,
+    /// each header matched under the name rule ([`names`]). Refused: two headers that denote
+    /// the same field, and a file none of whose headers is a field of the model.
+    pub fn attribute_columns(&self, fields: &FieldIndex) -> Result<Vec<Option<usize>>, DataError> {
+        let mut claims = Claims::default();
+        claims.start(fields.names().len());
+        for (column, header) in self.headers.iter().enumerate() {
+            let Some(attribute) = fields.get(header.as_bytes()) else {
+                continue;
+            };
+            if let Err(first) = claims.claim(attribute, column) {
+                return Err(DataError::SameField {
+                    path: self.path.clone(),
+                    first: self.headers[first].clone(),
+                    second: header.clone(),
+                    field: fields.names()[attribute].clone(),
+                });
+            }
+        }
+        if claims.none() && !fields.names().is_empty() {
+            return Err(DataError::NoKnownColumn {
+                path: self.path.clone(),
+                expected: fields.expected(),
+            });
+        }
+        Ok(claims.by_field().to_vec())
     }
 
     pub fn column(&self, index: usize) -> &TextColumn {
@@ -143,7 +203,12 @@ pub fn read_csv(path: &Path) -> Result<Table, DataError> {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io_err)?;
-    parse_csv(path, &bytes)
+    let table = parse_csv(path, &bytes)?;
+    // Every command reads its CSV through here, so each shows what was read past.
+    for warning in &table.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(table)
 }
 
 /// Parses CSV bytes; `path` is only used in messages.
@@ -161,8 +226,9 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         .has_headers(true)
         .flexible(true)
         .from_reader(body);
-    let malformed = |e: csv::Error| {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let mut physical = PhysicalLines::new(body);
+    let malformed = |e: csv::Error, physical: &mut PhysicalLines| {
+        let line = physical.record_line(e.position());
         match e.into_kind() {
             csv::ErrorKind::Io(source) => DataError::Io {
                 path: path.to_path_buf(),
@@ -182,11 +248,13 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
     };
     let headers: Vec<String> = reader
         .headers()
-        .map_err(malformed)?
+        .map_err(|e| malformed(e, &mut physical))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    for (second, name) in headers.iter().enumerate() {
+    // Spreadsheets export empty header cells past the last named column (and sometimes
+    // between): such columns are dropped below when they hold nothing.
+    for (second, name) in headers.iter().enumerate().filter(|(_, h)| !h.is_empty()) {
         if let Some(first) = headers[..second].iter().position(|h| h == name) {
             return Err(DataError::DuplicateColumn {
                 path: path.to_path_buf(),
@@ -196,6 +264,8 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
             });
         }
     }
+    // Rows may omit the cells of trailing unnamed columns (a header ending in `,,`).
+    let named_width = headers.len() - headers.iter().rev().take_while(|h| h.is_empty()).count();
     let mut columns = vec![TextColumn::default(); headers.len()];
     let mut lines = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -203,14 +273,14 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(malformed(e)),
+            Err(e) => return Err(malformed(e, &mut physical)),
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = physical.record_line(record.position());
         // A blank line in the middle of an export is not a lead.
         if record.len() == 1 && record[0].trim().is_empty() && headers.len() > 1 {
             continue;
         }
-        if record.len() != headers.len() {
+        if record.len() != headers.len() && !(named_width..headers.len()).contains(&record.len()) {
             return Err(DataError::Ragged {
                 path: path.to_path_buf(),
                 line,
@@ -218,7 +288,10 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
                 found: record.len(),
             });
         }
-        for (column, cell) in columns.iter_mut().zip(record.iter()) {
+        for (column, cell) in columns
+            .iter_mut()
+            .zip(record.iter().chain(std::iter::repeat("")))
+        {
             column.push(cell);
         }
         lines.push(line);
@@ -228,14 +301,107 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
             path: path.to_path_buf(),
         });
     }
-    Ok(Table {
+    let mut table = Table {
         path: path.to_path_buf(),
         headers,
         columns,
         lines,
         sha256,
         delimiter,
-    })
+        warnings: Vec::new(),
+    };
+    table.drop_empty_unnamed_columns()?;
+    Ok(table)
+}
+
+impl Table {
+    /// Drops columns with no name in the header and no value in any row, with a warning; an
+    /// unnamed column that holds a value is refused (it is data nobody can refer to).
+    fn drop_empty_unnamed_columns(&mut self) -> Result<(), DataError> {
+        let mut dropped = Vec::new();
+        for index in (0..self.headers.len()).rev() {
+            if !self.headers[index].is_empty() {
+                continue;
+            }
+            let column = &self.columns[index];
+            if let Some(row) = (0..column.len()).find(|&r| !column.get(r).trim().is_empty()) {
+                return Err(DataError::UnnamedColumn {
+                    path: self.path.clone(),
+                    line: self.lines[row],
+                    column: index + 1,
+                    value: column.get(row).chars().take(64).collect(),
+                });
+            }
+            self.headers.remove(index);
+            self.columns.remove(index);
+            dropped.push(index + 1);
+        }
+        if !dropped.is_empty() {
+            dropped.reverse();
+            let list: Vec<String> = dropped.iter().map(usize::to_string).collect();
+            self.warnings.push(format!(
+                "{}: ignored {} column(s) with no name in the header and no values (column {})",
+                self.path.display(),
+                dropped.len(),
+                list.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Physical line numbers of the records a csv reader returns, counted from byte offsets.
+///
+/// The csv crate's own `Position::line` is not the line an editor shows: it counts only `\n`
+/// (every record of a CR-only file is on line 1), gives a record ended by `\r\n` the line of the
+/// record before it, and gives the first record after a blank line the blank line's number
+/// (BurntSushi/rust-csv#395, #208). Its byte offsets are exact, so lines are counted here from
+/// those. Records come in file order, so counting resumes where the previous record left off:
+/// one pass over the file, no index kept.
+struct PhysicalLines<'a> {
+    body: &'a [u8],
+    /// Byte offset up to which line breaks have been counted.
+    counted_to: usize,
+    /// The 1-based line `counted_to` is on.
+    line: u64,
+}
+
+impl<'a> PhysicalLines<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        PhysicalLines {
+            body,
+            counted_to: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record the reader says starts at `position` (0 when it gave none). The
+    /// reader's byte offset is where it stopped after the previous record: possibly before the
+    /// `\n` of a `\r\n`, or before blank lines it skips, so line breaks are stepped over first
+    /// (no record begins with one: a line break in a field is quoted).
+    fn record_line(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(position) = position else { return 0 };
+        let body = self.body;
+        let mut start = usize::try_from(position.byte()).map_or(body.len(), |o| o.min(body.len()));
+        while start < body.len() && matches!(body[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.counted_to {
+            // Not expected (offsets only grow); count again from the top rather than guess.
+            *self = PhysicalLines::new(body);
+        }
+        let breaks = (self.counted_to..start)
+            .filter(|&i| match body[i] {
+                b'\r' => true,
+                // The `\n` of a `\r\n` ends the same line as its `\r`.
+                b'\n' => i == 0 || body[i - 1] != b'\r',
+                _ => false,
+            })
+            .count();
+        self.line += breaks as u64;
+        self.counted_to = start;
+        self.line
+    }
 }
 
 /// `;` when the header line has more semicolons than commas outside quotes (European exports),
@@ -245,7 +411,7 @@ fn detect_delimiter(body: &[u8]) -> u8 {
     for &b in body {
         match b {
             b'"' => quoted = !quoted,
-            b'\n' if !quoted => break,
+            b'\n' | b'\r' if !quoted => break,
             b',' if !quoted => commas += 1,
             b';' if !quoted => semicolons += 1,
             _ => {}
@@ -280,6 +446,32 @@ mod tests {
     }
 
     #[test]
+    fn empty_unnamed_columns_are_dropped_with_a_warning_and_filled_ones_refused() {
+        // An Excel export: empty header cells after the last name, rows with or without them.
+        let t = parse("id,n,,\n1,2,,\n3,4\n5,6,\n").unwrap();
+        assert_eq!(t.headers, ["id", "n"]);
+        assert_eq!(t.columns.len(), 2);
+        assert_eq!(t.column(1).get(2), "6");
+        assert_eq!(t.warnings.len(), 1);
+        assert!(t.warnings[0].contains("(column 3, 4)"), "{:?}", t.warnings);
+        // Between named columns too.
+        let t = parse("id,,n\n1,,2\n").unwrap();
+        assert_eq!(t.headers, ["id", "n"]);
+        assert_eq!(t.column(1).get(0), "2");
+        // An unnamed column with a value is data nobody can name: refused, naming line and column.
+        let err = parse("id,n,\n1,2,\n3,4,oops\n").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "leads.csv, line 3: column 3 has no name in the header row but holds \"oops\""
+            ),
+            "{err}"
+        );
+        // Rows shorter than the named columns are still ragged.
+        let err = parse("id,n,\n1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
     fn empty_and_header_only_files_are_refused() {
         assert!(matches!(parse(""), Err(DataError::Empty { .. })));
         assert!(matches!(parse("  \n"), Err(DataError::Empty { .. })));
@@ -295,11 +487,81 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_the_lines_an_editor_shows_whatever_ends_them() {
+        // Blank lines, and a quoted field spanning two lines, before the rows named.
+        let rows = "a,b\n1,x\n\n2,\"y\nz\"\n\n\n3,w\n";
+        let ragged = "a,b\n\n1,x\n2,\"y\nz\"\n\n4\n";
+        let not_utf8: &[u8] = b"a,b\n\n1,\"x\ny\"\n2,\xff\n";
+        for newline in ["\n", "\r\n", "\r"] {
+            let t = parse(&rows.replace('\n', newline)).unwrap();
+            assert_eq!(t.lines, [2, 4, 8], "{newline:?}");
+            assert_eq!(t.column(1).get(1), format!("y{newline}z"));
+            let err = parse(&ragged.replace('\n', newline))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("leads.csv, line 7: 1 fields"),
+                "{newline:?}: {err}"
+            );
+            let bytes: Vec<u8> = not_utf8
+                .iter()
+                .flat_map(|&b| match b {
+                    b'\n' => newline.as_bytes().to_vec(),
+                    b => vec![b],
+                })
+                .collect();
+            let err = parse_csv(Path::new("x.csv"), &bytes)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("x.csv, line 5: not valid UTF-8"),
+                "{newline:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_ends_at_a_lone_carriage_return_when_detecting_the_delimiter() {
+        // Counted over the whole file, the row's semicolons would outnumber the commas.
+        let t = parse("a,b\rx;y;z;w,1\r").unwrap();
+        assert_eq!(t.delimiter, b',');
+        assert_eq!(t.headers, ["a", "b"]);
+        assert_eq!(t.column(0).get(0), "x;y;z;w");
+    }
+
+    #[test]
     fn invalid_utf8_is_reported_with_its_line() {
         let err = parse_csv(Path::new("x.csv"), b"a,b\n1,\xff\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn headers_match_model_fields_under_the_name_rule() {
+        let fields = FieldIndex::new(["Lead Source", "region", "visits"]);
+        let t = parse("lead_id,LEAD  source,Region\n1,web,north\n").unwrap();
+        assert_eq!(
+            t.attribute_columns(&fields).unwrap(),
+            [Some(1), Some(2), None]
+        );
+
+        let t = parse("Lead Source,id,lead source\n1,2,3\n").unwrap();
+        let err = t.attribute_columns(&fields).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "leads.csv: the columns \"Lead Source\" and \"lead source\" both name the \
+                 model's field \"Lead Source\""
+            ),
+            "{err}"
+        );
+
+        let t = parse("id,colour\n1,teal\n").unwrap();
+        let err = t.attribute_columns(&fields).unwrap_err().to_string();
+        assert!(
+            err.contains(r#"expected at least one of "Lead Source", "region", "visits""#),
+            "{err}"
+        );
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
+//! - [`names`] decides which model field a CSV header or request key denotes: one rule for all.
 //! - [`schema`] infers column kinds, missing-value tokens and outcome values.
-//! - [`encoder`] turns attribute values into features; the one encoder every path shares.
-//! - [`train`] splits, fits (linfa-logistic) and measures a model; the only user of linfa.
+//! - [`encoder`] turns attribute values into features; the one encoder every path shares
+//!   (fitted once per training, applied on every scoring path).
+//! - [`train`] splits, fits (linfa-logistic) and measures a model, one step per file; the only
+//!   user of linfa.
 //! - [`model`] is the versioned artifact and the scoring arithmetic over it.
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.
@@ -13,7 +16,8 @@
 //! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
 //! - [`sample`] writes synthetic leads from known true coefficients.
 //! - [`fsutil`] writes files atomically.
-//! - [`server`] is the gRPC scoring server and its load generator; the only user of [`pb`].
+//! - [`server`] is the gRPC scoring server; the only user of the generated protobuf types
+//!   ([`server::pb`]).
 //! - [`cli`] parses the command line and prints results.
 
 pub mod cli;
@@ -23,18 +27,10 @@ pub mod evaluate;
 pub mod fsutil;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod registry;
 pub mod sample;
 pub mod schema;
 pub mod score;
 pub mod server;
 pub mod train;
-
-/// Types generated from `proto/leadscore/v1/leadscore.proto`.
-pub mod pb {
-    tonic::include_proto!("leadscore.v1");
-
-    /// Encoded descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("leadscore_descriptor");
-}

@@ -6,9 +6,9 @@
 
 use crate::encoder::{FeatureEncoder, Quoted, RateStat, RawValue, Reading, ValueError};
 use crate::metrics::{CalibrationBin, Summary};
+use crate::names::FieldIndex;
 use crate::schema::Kind;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Version of the artifact layout; a reader refuses versions it does not know.
@@ -167,8 +167,9 @@ pub struct Scored {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub artifact: ModelArtifact,
-    /// Attribute index by field name, for callers that receive name → value maps.
-    by_name: HashMap<String, usize>,
+    /// Attribute index by field name under the one name rule ([`crate::names`]), built once
+    /// here for every caller that matches names (CSV headers, gRPC keys).
+    fields: FieldIndex,
     /// Log-odds of the average training lead: intercept + Σ weight · mean.
     average_logit: f64,
     /// The warning for each attribute's imputed missing value, written once (most leads have
@@ -263,13 +264,7 @@ impl Model {
         if artifact.grades.is_empty() {
             return Err("no grades".into());
         }
-        let by_name = artifact
-            .encoder
-            .attributes
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.name.clone(), i))
-            .collect();
+        let fields = FieldIndex::new(artifact.encoder.attributes.iter().map(|a| a.name.as_str()));
         let average_logit = artifact.intercept
             + artifact
                 .coefficients
@@ -284,7 +279,7 @@ impl Model {
             .collect();
         Ok(Model {
             artifact,
-            by_name,
+            fields,
             average_logit,
             imputed,
         })
@@ -298,9 +293,9 @@ impl Model {
         &self.artifact.encoder
     }
 
-    /// Index of the attribute called `name` (exact spelling).
-    pub fn attribute_index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+    /// Which attribute a field name denotes (see [`crate::names`]).
+    pub fn fields(&self) -> &FieldIndex {
+        &self.fields
     }
 
     /// Linear predictor of an encoded row.

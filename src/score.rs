@@ -36,12 +36,7 @@ pub fn score_table(
         Some(name) => table.column_index(name).ok(),
         None => None,
     };
-    let columns: Vec<Option<usize>> = model
-        .encoder()
-        .attributes
-        .iter()
-        .map(|a| table.column_index(&a.name).ok())
-        .collect();
+    let columns = table.attribute_columns(model.fields())?;
     let absent_columns = model
         .encoder()
         .attributes
@@ -83,9 +78,16 @@ pub fn score_table(
     })
 }
 
-/// Writes scored rows as CSV: id, probability, score, percentile, grade, then four columns per
-/// factor (field, value, log-odds against an average lead, training closure rate of the value).
-pub fn write_csv(rows: &[ScoredRow], explain: usize, out: impl Write) -> Result<(), csv::Error> {
+/// Writes scored rows as CSV: id, line, probability, score, percentile, grade, the model version
+/// that scored them (on every row, so a file that outlives a promotion still says which model it
+/// came from), then four columns per factor (field, value, log-odds against an average lead,
+/// training closure rate of the value).
+pub fn write_csv(
+    rows: &[ScoredRow],
+    model_version: &str,
+    explain: usize,
+    out: impl Write,
+) -> Result<(), csv::Error> {
     let mut writer = csv::Writer::from_writer(out);
     let mut header = vec![
         "lead_id".to_string(),
@@ -94,6 +96,7 @@ pub fn write_csv(rows: &[ScoredRow], explain: usize, out: impl Write) -> Result<
         "score".into(),
         "percentile".into(),
         "grade".into(),
+        "model_version".into(),
     ];
     // `explain` slots for factors that raise the probability, then `explain` for those that
     // lower it, so each column means the same thing on every row.
@@ -115,6 +118,7 @@ pub fn write_csv(rows: &[ScoredRow], explain: usize, out: impl Write) -> Result<
             s.score.to_string(),
             format!("{:.1}", s.percentile),
             s.grade.clone(),
+            model_version.to_string(),
         ];
         let up = s.factors.iter().filter(|f| f.log_odds > 0.0);
         let down = s.factors.iter().filter(|f| f.log_odds < 0.0);

@@ -1,6 +1,7 @@
-//! The command line as a user meets it: help, the registry commands, scoring errors.
+//! The command line as a user meets it: help, the registry commands, scoring errors, line
+//! numbers. The table of refusals (exit code and message of each) is in `refusals.rs`.
 
-use crate::common::{leadscore, stderr, write};
+use crate::common::{leadscore, leadscore_bench, stderr, write};
 
 #[test]
 fn every_command_has_help_with_an_example() {
@@ -12,18 +13,31 @@ fn every_command_has_help_with_an_example() {
         vec!["models", "--help"],
         vec!["evaluate", "--help"],
         vec!["serve", "--help"],
-        vec!["bench", "--help"],
     ] {
         let out = leadscore(&args);
         assert!(out.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Example"), "{args:?} has no example:\n{text}");
     }
+    for args in [
+        vec!["--help"],
+        vec!["load", "--help"],
+        vec!["ceiling", "--help"],
+    ] {
+        let out = leadscore_bench(&args);
+        assert!(out.status.success(), "leadscore-bench {args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Example"),
+            "leadscore-bench {args:?} has no example:\n{text}"
+        );
+    }
     let out = leadscore(&["train", "--data"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
-/// Trains a model on sample data into `dir/models`; returns its version.
+/// Trains a model on sample data into `dir/models`, stamped `seed` seconds into 2030 (so later
+/// seeds get later versions); returns its version.
 fn train_into(dir: &std::path::Path, seed: u64) -> String {
     let data = dir.join(format!("leads-{seed}.csv"));
     let out = leadscore(&[
@@ -37,19 +51,23 @@ fn train_into(dir: &std::path::Path, seed: u64) -> String {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let models = dir.join("models");
-    let out = leadscore(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--target",
-        "converted",
-        "--models",
-        models.to_str().unwrap(),
-        "--promote",
-        "always",
-        "--json",
-        "--quiet",
-    ]);
+    let trained_at = format!("2030-01-01T00:00:{seed:02}Z");
+    let out = crate::common::leadscore_at(
+        &trained_at,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "converted",
+            "--models",
+            models.to_str().unwrap(),
+            "--promote",
+            "always",
+            "--json",
+            "--quiet",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["promotion"]["promoted"], true);
@@ -62,7 +80,6 @@ fn models_list_show_promote_rollback() {
     let models = dir.path().join("models");
     let m = models.to_str().unwrap();
     let first = train_into(dir.path(), 1);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = train_into(dir.path(), 2);
     assert_ne!(first, second);
 
@@ -179,216 +196,96 @@ fn scoring_errors_name_the_cause() {
     );
 }
 
-/// Refusals not exercised elsewhere: each exits with its code and names the cause.
+/// Line numbers in errors and in `score`'s `line` column are the lines a text editor shows,
+/// whatever ends the lines (`\n`, `\r\n`, a lone `\r`), with blank lines and a quoted field
+/// that spans two lines before the rows they name.
 #[test]
-fn every_other_refusal_names_its_cause_with_its_exit_code() {
+fn line_numbers_are_the_lines_an_editor_shows_with_any_line_ending() {
+    let f = crate::server::fixture();
+    let models = crate::server::registry(&[&f.a], Some("test-a"));
+    let m = models.path().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let version = train_into(dir.path(), 5);
-    let models = dir.path().join("models");
-    let m = models.to_str().unwrap();
-    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    let leads = d("leads-5.csv");
-    let (m2, m3, m4) = (d("m2"), d("m3"), d("m4"));
-    let (m2, m3, m4) = (m2.as_str(), m3.as_str(), m4.as_str());
-    let empty_models = d("no-models");
-    std::fs::create_dir_all(&empty_models).unwrap();
-    let blank_current = d("blank-current");
-    std::fs::create_dir_all(&blank_current).unwrap();
-    std::fs::write(dir.path().join("blank-current/CURRENT"), "\n").unwrap();
-    let only_ids = write(
-        dir.path(),
-        "only_ids.csv",
-        &(0..100)
-            .map(|i| format!("L{i},{}\n", (i % 2 == 0) as u8))
-            .fold("lead_id,converted\n".to_string(), |s, row| s + &row),
+    // Written with `\n`; each case replaces every line break with its own.
+    let leads = "lead_id,web_visits,source,notes\n\
+                 L1,3,Web,plain\n\
+                 \n\
+                 L2,4,Web,\"called twice,\nno answer\"\n\
+                 \n\
+                 \n\
+                 L3,5,Referral,x\n";
+    // The editor's line of the row starting with `prefix`, counted on the `\n` text.
+    let editor_line = |text: &str, prefix: &str| {
+        1 + text
+            .split('\n')
+            .position(|l| l.starts_with(prefix))
+            .unwrap() as u64
+    };
+    assert_eq!(
+        ["L1", "L2", "L3"].map(|id| editor_line(leads, id)),
+        [2, 4, 8]
     );
-    let odd_target = write(
-        dir.path(),
-        "odd_target.csv",
-        "lead_id,web_visits,converted\nL1,3,1\nL2,4,maybe\nL3,5,0\n",
-    );
-    let garbage = write(dir.path(), "garbage.pem", "not a certificate\n");
-    let duplicate = write(
-        dir.path(),
-        "duplicate.csv",
-        "lead_id,web_visits,web_visits\nL1,3,4\n",
-    );
-    let outcomes = write(
-        dir.path(),
-        "outcomes.csv",
-        "lead_id,converted\nX1,1\nX2,0\n",
-    );
-    let predictions = d("predictions.csv");
-    let out = leadscore(&[
-        "score",
-        "--data",
-        &leads,
-        "--models",
-        m,
-        "--out",
-        &predictions,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    // A port nothing listens on: bind one, note it, free it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let busy_addr = busy.local_addr().unwrap().to_string();
-    let closed_url = format!("http://{closed}");
-
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        // Usage errors are clap's: exit 2.
-        (vec!["train", "--target", "converted"], 2, "--data <DATA>"),
-        (
-            vec!["score", "--data", &leads, "--explain", "many"],
-            2,
-            "invalid value 'many'",
-        ),
-        (vec!["frobnicate"], 2, "unrecognized subcommand"),
-        // Registry.
-        (
-            vec!["score", "--data", &leads, "--models", &empty_models],
-            1,
-            "no model is in service",
-        ),
-        (
-            vec!["models", "show", "--models", &blank_current],
-            1,
-            "CURRENT is empty or names an invalid version",
-        ),
-        (
-            vec!["models", "promote", "../etc", "--models", m],
-            1,
-            "no version \"../etc\"",
-        ),
-        (
-            vec![
-                "score",
-                "--data",
-                duplicate.to_str().unwrap(),
-                "--models",
-                m,
-            ],
-            1,
-            "header has the column \"web_visits\" twice (columns 2 and 3)",
-        ),
-        // Training.
-        (
-            vec![
-                "train",
-                "--data",
-                only_ids.to_str().unwrap(),
-                "--target",
-                "converted",
-                "--id",
-                "lead_id",
-                "--models",
-                m2,
-            ],
-            1,
-            "no usable feature columns remain",
-        ),
-        (
-            vec![
-                "train",
-                "--data",
-                odd_target.to_str().unwrap(),
-                "--target",
-                "converted",
-                "--models",
-                m3,
-            ],
-            1,
-            "neither won, lost nor open",
-        ),
-        (
-            vec![
-                "train",
-                "--data",
-                &leads,
-                "--target",
-                "converted",
-                "--date",
-                "source",
-                "--models",
-                m4,
-            ],
-            1,
-            "is not a date",
-        ),
-        // Evaluation.
-        (
-            vec![
-                "evaluate",
-                "--predictions",
-                &predictions,
-                "--outcomes",
-                outcomes.to_str().unwrap(),
-                "--models",
-                m,
-                "--id",
-                "lead_id",
-            ],
-            1,
-            "no lead has both a prediction and a known outcome",
-        ),
-        // Serving and the load generator.
-        (
-            vec![
-                "serve",
-                "--models",
-                m,
-                "--tls-cert",
-                garbage.to_str().unwrap(),
-                "--tls-key",
-                garbage.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-            ],
-            1,
-            "TLS",
-        ),
-        (
-            vec!["serve", "--models", m, "--addr", &busy_addr],
-            1,
-            "binding --addr",
-        ),
-        (
-            vec!["serve", "--models", m, "--addr", "0.0.0.0:0"],
-            1,
-            "--insecure",
-        ),
-        (
-            vec![
-                "bench",
-                "--target",
-                &closed_url,
-                "--data",
-                &leads,
-                "--id",
-                "lead_id",
-                "--duration",
-                "1",
-                "--warmup",
-                "0",
-                "--rounds",
-                "1",
-            ],
-            1,
-            "cannot connect to",
-        ),
-    ];
-    for (args, code, message) in &cases {
-        let out = leadscore(args);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
-        assert!(
-            err.contains(message),
-            "{args:?}: expected {message:?} in {err}"
+    for (style, newline) in [("LF", "\n"), ("CRLF", "\r\n"), ("CR", "\r")] {
+        let file = write(
+            dir.path(),
+            &format!("{style}.csv"),
+            &leads.replace('\n', newline),
         );
+        let scored = dir.path().join(format!("{style}-scored.csv"));
+        let out = leadscore(&[
+            "score",
+            "--data",
+            file.to_str().unwrap(),
+            "--models",
+            m,
+            "--out",
+            scored.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{style}: {}", stderr(&out));
+        let mut reader = csv::Reader::from_path(&scored).unwrap();
+        let mut lines: Vec<(String, u64)> = reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r[0].to_string(), r[1].parse().unwrap())
+            })
+            .collect();
+        lines.sort();
+        let expected: Vec<(String, u64)> = ["L1", "L2", "L3"]
+            .iter()
+            .map(|id| (id.to_string(), editor_line(leads, id)))
+            .collect();
+        assert_eq!(lines, expected, "{style}: score's line column");
+
+        // A value the model cannot use, and a ragged row, after all of that.
+        for (name, row, message) in [
+            (
+                "bad",
+                "L4,lots,Web,y",
+                "column \"web_visits\": \"lots\" is not a number",
+            ),
+            ("ragged", "L4,6,Web", "3 fields where the header has 4"),
+        ] {
+            let text = format!("{leads}\n{row}\n");
+            let line = editor_line(&text, "L4");
+            assert_eq!(line, 10);
+            let file = write(
+                dir.path(),
+                &format!("{style}-{name}.csv"),
+                &text.replace('\n', newline),
+            );
+            let out = leadscore(&["score", "--data", file.to_str().unwrap(), "--models", m]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{style} {name}: {}",
+                stderr(&out)
+            );
+            let expected = format!("{style}-{name}.csv, line {line}: {message}");
+            assert!(
+                stderr(&out).contains(&expected),
+                "{style} {name}: expected {expected:?} in {}",
+                stderr(&out)
+            );
+        }
     }
-    drop(busy);
-    let _ = version;
 }

@@ -722,3 +722,42 @@ fn html_report_is_self_contained() {
     assert!(!html.contains("<Referral"));
     assert!(html.contains("Reliability diagram") && html.contains("Cumulative gains"));
 }
+
+/// A failed gate exits 3 even when the report and the messages cannot be written (standard
+/// output and standard error on a full disk): a pipeline acts on the exit code alone.
+#[test]
+fn a_failed_gate_exits_3_when_nothing_can_be_written() {
+    let f = crate::server::fixture();
+    let models = crate::server::registry(&[&f.a], Some("test-a"));
+    let (models, data) = (models.path().to_str().unwrap(), f.data.to_str().unwrap());
+    // Redirections done by bash, so that the one harness (with its timeout) runs the command.
+    let run = |redirect: &str, extra: &[&str]| {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("exec \"$0\" \"$@\" {redirect}"))
+            .arg(env!("CARGO_BIN_EXE_leadscore"))
+            .args(["evaluate", "--data", data, "--models", models])
+            .args(extra);
+        let name = format!("evaluate {extra:?} {redirect}");
+        (crate::common::run_to_exit(&name, command), name)
+    };
+    let failing = ["--min-auc", "0.99"];
+    let json_failing = ["--min-auc", "0.99", "--json", "-"];
+    for (redirect, extra, code) in [
+        (">/dev/full 2>/dev/full", &failing[..], 3),
+        (">/dev/full 2>/dev/full", &json_failing[..], 3),
+        ("2>/dev/full", &failing[..], 3),
+        (">/dev/full", &failing[..], 3),
+        // The same disk with every gate passed: the report was not printed, an error (1).
+        (">/dev/full 2>/dev/full", &[][..], 1),
+    ] {
+        let (out, name) = run(redirect, extra);
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", stderr(&out));
+    }
+    // Standard error still works in the last but one: it says why the report is missing.
+    let (out, _) = run(">/dev/full", &failing);
+    let err = stderr(&out);
+    assert!(err.contains("error: printing the report"), "{err}");
+    assert!(err.contains("gate failed: --min-auc"), "{err}");
+}

@@ -6,10 +6,10 @@ use crate::server::{
     Running, attribute_of_kind, csv_leads, fixture, metric_value, predictions, registry,
     score_request, start, start_serving,
 };
-use leadscore::pb;
-use leadscore::pb::field_value::Kind as ValueKind;
 use leadscore::registry::Registry;
 use leadscore::server::TlsIdentity;
+use leadscore::server::pb;
+use leadscore::server::pb::field_value::Kind as ValueKind;
 use leadscore::server::predlog::PredictionLogConfig;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -358,6 +358,50 @@ async fn json_refusals_are_json_errors_with_the_grpc_messages() {
         assert_eq!(status.message(), format!("lead.{message}"), "{body}");
     }
 
+    // Field names follow the one rule of every path (case and spacing ignored), with the same
+    // refusals: two keys naming one field, and a lead none of whose keys names a field.
+    let (upper, lower) = (format!(" {} ", numeric.to_uppercase()), numeric.clone());
+    for fields in [
+        json!({upper.as_str(): 1, lower.as_str(): 2}),
+        json!({"nothing": 1, "known": 2}),
+        json!({}),
+    ] {
+        let answer = call(addr, "POST", "/v1/leads:score", &json!({"fields": fields})).await;
+        assert_eq!(answer.status, 400, "{fields}");
+        let (code, message, at) = answer.error();
+        assert_eq!(code, "INVALID_ARGUMENT");
+        assert!(at.is_some_and(|f| f.starts_with("fields")), "{at:?}");
+        let lead = pb::Lead {
+            lead_id: String::new(),
+            fields: fields
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::server::number(v.as_f64().unwrap())))
+                .collect(),
+        };
+        let status = client.score_lead(score_request(lead, 0)).await.unwrap_err();
+        // A HashMap sends the two keys in either order: compare with the keys swapped too.
+        let swapped = message
+            .replacen(&format!("{upper:?}"), "\u{0}", 1)
+            .replacen(&format!("{lower:?}"), &format!("{upper:?}"), 1)
+            .replacen("\u{0}", &format!("{lower:?}"), 1);
+        assert!(
+            status.message() == format!("lead.{message}")
+                || status.message() == format!("lead.{swapped}"),
+            "{} / {message}",
+            status.message()
+        );
+    }
+    let answer = call(
+        addr,
+        "POST",
+        "/v1/leads:score",
+        &json!({"fields": {upper.as_str(): 4}}),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
     // Bodies that are not a lead.
     let cases: &[(&[u8], u16, Option<&str>, &str)] = &[
         (b"{\"fields\": ", 400, None, "the body is not valid JSON"),
@@ -414,7 +458,7 @@ async fn json_refusals_are_json_errors_with_the_grpc_messages() {
     assert_eq!(answer.error().2, Some("lead_id"));
 
     // A batch over --max-batch, and a bad lead inside a batch.
-    let lead = json!({"lead_id": "L", "fields": {}});
+    let lead = json!({"lead_id": "L", "fields": {numeric.as_str(): 1}});
     let answer = call(
         addr,
         "POST",
@@ -493,7 +537,7 @@ async fn json_refusals_are_json_errors_with_the_grpc_messages() {
             &metrics,
             r#"leadscore_grpc_errors_total{code="INVALID_ARGUMENT",method="ScoreLead",protocol="json"}"#
         ),
-        16.0
+        19.0
     );
     server.stop().await;
 }
@@ -601,7 +645,7 @@ async fn json_over_http2_and_the_prediction_log() {
             .await
             .unwrap();
     tokio::spawn(connection);
-    let body = json!({"lead_id": "H2-LEAD", "fields": {}, "explain": 1}).to_string();
+    let body = json!({"lead_id": "H2-LEAD", "fields": {"source": "web"}, "explain": 1}).to_string();
     let request = hyper::Request::post("/v1/leads:score")
         .header("content-type", "application/json")
         .body(http_body_util::Full::new(prost::bytes::Bytes::from(body)))
@@ -646,7 +690,10 @@ async fn json_over_http2_and_the_prediction_log() {
         server.addr,
         "POST",
         "/v1/leads:scoreBatch",
-        &json!({"leads": [{"lead_id": 4711, "fields": {}}, {"lead_id": "B-2"}]}),
+        &json!({"leads": [
+            {"lead_id": 4711, "fields": {"source": "web"}},
+            {"lead_id": "B-2", "fields": {"WEB_VISITS": 3}}
+        ]}),
     )
     .await;
     assert_eq!(answer.status, 200);
@@ -705,7 +752,7 @@ async fn json_and_grpc_over_tls_with_a_token_on_one_port() {
                 headers.push(("authorization", auth.as_str()));
             }
             let body = if method == "POST" {
-                &b"{\"lead_id\": \"T1\"}"[..]
+                &b"{\"lead_id\": \"T1\", \"fields\": {\"source\": \"web\"}}"[..]
             } else {
                 b""
             };

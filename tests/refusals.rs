@@ -3,65 +3,25 @@
 //! start-up, requests that are not valid protobuf (`INVALID_ARGUMENT` saying why), an unknown
 //! method, and the authentication messages. `RELIABILITY.md` lists every refusal with its test.
 //!
-//! The command-line cases are a table: arguments, environment, exit code, and a substring of
-//! standard error. Each runs the real binary to its exit (a refusal must not start serving).
+//! The command-line cases are one table: arguments, environment, exit code, and a substring of
+//! standard error. Each runs the real binary to its exit, within `common::COMMAND_TIMEOUT` (a
+//! refusal that starts serving instead fails its case by name).
 
+use crate::common::run_to_exit;
 use crate::server::{
     attribute_of_kind, fixture, model, raw_call, registry, score_request, start_serving, text,
 };
-use leadscore::pb;
-use std::io::Read;
+use leadscore::server::pb;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 use tonic::{Code, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leadscore");
+/// The serving benchmark's tools, a separate binary.
+const BENCH: &str = env!("CARGO_BIN_EXE_leadscore-bench");
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Runs a command to its exit; after 60 s it is killed and the test fails (a refusal that
-/// starts serving instead would otherwise hang the suite).
-fn run_to_exit(mut command: Command) -> Output {
-    tokio::task::block_in_place(|| {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let read = |mut stream: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = stream.read_to_end(&mut bytes);
-                bytes
-            })
-        };
-        let stdout = read(Box::new(child.stdout.take().unwrap()));
-        let stderr = read(Box::new(child.stderr.take().unwrap()));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{command:?} did not exit:\n{}",
-                    String::from_utf8_lossy(&stderr.join().unwrap())
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Output {
-            status,
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        }
-    })
 }
 
 /// Whether this process runs as root (for whom file permissions do not deny reads).
@@ -77,7 +37,8 @@ fn is_root() -> bool {
 /// One refusal of the command line: what to run, and the exit code and message expected.
 struct Refusal {
     name: &'static str,
-    /// The program run: the binary, or `bash` (`-c LINE`, for resource limits), or `setpriv`.
+    /// The program run: the binary (or `leadscore-bench`), or `bash` (`-c LINE`, for resource
+    /// limits), or `setpriv`.
     program: &'static str,
     args: Vec<String>,
     env: Vec<(&'static str, String)>,
@@ -106,7 +67,7 @@ fn check(case: Refusal) -> String {
     for (key, value) in &case.env {
         command.env(key, value);
     }
-    let out = run_to_exit(command);
+    let out = run_to_exit(case.name, command);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(case.code), "{}: {err}", case.name);
     assert!(
@@ -186,6 +147,22 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
     let not_yes_no = write("yn.csv", "lead_id,demo_requested\nL1,maybe\n");
     let no_models = p("no-models");
     std::fs::create_dir(&no_models).unwrap();
+    let blank_current = p("blank-current");
+    std::fs::create_dir(&blank_current).unwrap();
+    std::fs::write(d.join("blank-current/CURRENT"), "\n").unwrap();
+    let duplicate = write("duplicate.csv", "lead_id,web_visits,web_visits\nL1,3,4\n");
+    let odd_target = write(
+        "odd_target.csv",
+        "lead_id,web_visits,converted\nL1,3,1\nL2,4,maybe\nL3,5,0\n",
+    );
+    let other_leads = write("o5.csv", "lead_id,converted\nX1,1\nX2,0\n");
+    // A port nothing listens on: bind one, note it, free it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let closed_url = format!("http://{closed}");
+    let leads = data.clone();
     let empty_token = write("empty-token", "\n");
     let pem = write("not.pem", "not a certificate\n");
     let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -203,6 +180,12 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
     };
 
     let cases = vec![
+        refusal(
+            "an unknown command",
+            &["frobnicate"],
+            2,
+            "unrecognized subcommand",
+        ),
         // serve: flags and files checked before anything starts
         serve_refusal(
             "serve: --reload-interval 0",
@@ -287,6 +270,24 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
                 ),
             )
         },
+        serve_refusal(
+            "serve: a --tls-cert that is not a certificate",
+            &["--tls-cert", &pem, "--tls-key", &pem],
+            1,
+            "TLS",
+        ),
+        refusal(
+            "serve: --addr in use",
+            &["serve", "--models", &m, "--addr", &busy],
+            1,
+            "binding --addr",
+        ),
+        refusal(
+            "serve: a public --addr without a token or --insecure",
+            &["serve", "--models", &m, "--addr", "0.0.0.0:0"],
+            1,
+            "--insecure",
+        ),
         refusal(
             "serve: --max-batch 0",
             &["serve", "--max-batch", "0"],
@@ -401,6 +402,52 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             "\"maybe\" is not a yes/no value",
         ),
         refusal(
+            "train: no feature column left",
+            &[
+                "train",
+                "--data",
+                &only_ids,
+                "--target",
+                "outcome",
+                "--id",
+                "id",
+                "--models",
+                &p("m1"),
+            ],
+            1,
+            "no usable feature columns remain",
+        ),
+        refusal(
+            "train: an outcome that is neither won, lost nor open",
+            &[
+                "train",
+                "--data",
+                &odd_target,
+                "--target",
+                "converted",
+                "--models",
+                &p("m1"),
+            ],
+            1,
+            "neither won, lost nor open",
+        ),
+        refusal(
+            "train: a --date column that is not a date",
+            &[
+                "train",
+                "--data",
+                &data,
+                "--target",
+                "converted",
+                "--date",
+                "source",
+                "--models",
+                &p("m1"),
+            ],
+            1,
+            "is not a date",
+        ),
+        refusal(
             "train: a holdout with no wins (from the command line)",
             &[
                 "train",
@@ -430,6 +477,18 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             ],
             1,
             &format!("writing {missing_dir}/s.csv"),
+        ),
+        refusal(
+            "score: no model in service",
+            &["score", "--data", &data, "--models", &no_models],
+            1,
+            "no model is in service",
+        ),
+        refusal(
+            "score: a header with a column twice",
+            &["score", "--data", &duplicate, "--models", &m],
+            1,
+            "header has the column \"web_visits\" twice (columns 2 and 3)",
         ),
         refusal(
             "score: a yes/no column with another value",
@@ -551,6 +610,22 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             "scored_at \"yesterday\" is not an RFC 3339 time",
         ),
         refusal(
+            "evaluate: predictions and outcomes of different leads",
+            &[
+                "evaluate",
+                "--predictions",
+                &one_prediction,
+                "--outcomes",
+                &other_leads,
+                "--models",
+                &m,
+                "--id",
+                "lead_id",
+            ],
+            1,
+            "no lead has both a prediction and a known outcome",
+        ),
+        refusal(
             "evaluate: a SQLite file without predictions",
             &[
                 "evaluate",
@@ -586,6 +661,12 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
         ),
         // models
         refusal(
+            "models show: a blank CURRENT",
+            &["models", "show", "--models", &blank_current],
+            1,
+            "CURRENT is empty or names an invalid version",
+        ),
+        refusal(
             "models show: an unknown version",
             &["models", "show", "nope", "--models", &m],
             1,
@@ -616,13 +697,39 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             2,
             "invalid value '0' for '--rows <ROWS>'",
         ),
-        // bench
-        refusal(
-            "bench: a negative --duration",
-            &["bench", "--data", &data, "--duration=-1"],
-            1,
-            "--duration must be a number of seconds, not -1",
-        ),
+        // leadscore-bench load
+        Refusal {
+            program: BENCH,
+            ..refusal(
+                "leadscore-bench load: nothing listening at --target",
+                &[
+                    "load",
+                    "--target",
+                    &closed_url,
+                    "--data",
+                    &leads,
+                    "--id",
+                    "lead_id",
+                    "--duration",
+                    "1",
+                    "--warmup",
+                    "0",
+                    "--rounds",
+                    "1",
+                ],
+                1,
+                "cannot connect to",
+            )
+        },
+        Refusal {
+            program: BENCH,
+            ..refusal(
+                "leadscore-bench load: a negative --duration",
+                &["load", "--data", &data, "--duration=-1"],
+                1,
+                "--duration must be a number of seconds, not -1",
+            )
+        },
     ];
     for case in cases {
         check(case);
@@ -761,6 +868,14 @@ async fn malformed_requests_are_invalid_argument_saying_why() {
     // A lead whose one map entry has a name that is not UTF-8.
     let bad_name: &[u8] = &[0x12, 0x05, 0x0a, 0x01, 0xff, 0x12, 0x00];
     let lead_with_bad_name = [&[0x0a, bad_name.len() as u8][..], bad_name].concat();
+    // A good lead (one field the model knows: a lead with none is refused), as sent in a batch.
+    let good_lead = prost::Message::encode_to_vec(&pb::Lead {
+        lead_id: String::new(),
+        fields: [(attribute_of_kind(&model(&f.a), "numeric"), text("12"))]
+            .into_iter()
+            .collect(),
+    });
+    let good_lead = [&[0x0a, good_lead.len() as u8][..], &good_lead].concat();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "ScoreLead",
@@ -819,7 +934,7 @@ async fn malformed_requests_are_invalid_argument_saying_why() {
         ),
         (
             "ScoreLeads",
-            [&[0x0a, 0x00][..], &lead_with_bad_name].concat(),
+            [&good_lead[..], &lead_with_bad_name].concat(),
             "leads[1]: malformed request: field name is not valid UTF-8",
         ),
     ];
@@ -844,7 +959,7 @@ async fn malformed_requests_are_invalid_argument_saying_why() {
     server.stop().await;
 }
 
-/// What a caller without the right token is told, by the server and by `leadscore bench`.
+/// What a caller without the right token is told, by the server and by `leadscore-bench load`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_refusals_say_what_is_missing() {
     let f = fixture();
@@ -881,38 +996,42 @@ async fn authentication_refusals_say_what_is_missing() {
     // The load generator without the token: every call fails, exit 1 with the first error.
     let data = path(&f.data).to_string();
     let url = server.url();
-    let err = check(refusal(
-        "bench: calls refused",
-        &[
-            "bench",
-            "--data",
-            &data,
-            "--id",
-            "lead_id",
-            "--exclude",
-            "converted",
-            "--target",
-            &url,
-            "--warmup",
-            "0",
-            "--duration",
-            "0.2",
-            "--rounds",
-            "1",
-            "--concurrency",
-            "1",
-        ],
-        1,
-        &format!("calls to {url} failed; first: "),
-    ));
+    let err = check(Refusal {
+        program: BENCH,
+        ..refusal(
+            "leadscore-bench load: calls refused",
+            &[
+                "load",
+                "--data",
+                &data,
+                "--id",
+                "lead_id",
+                "--exclude",
+                "converted",
+                "--target",
+                &url,
+                "--warmup",
+                "0",
+                "--duration",
+                "0.2",
+                "--rounds",
+                "1",
+                "--concurrency",
+                "1",
+            ],
+            1,
+            &format!("calls to {url} failed; first: "),
+        )
+    });
     assert!(err.contains("missing authorization header"), "{err}");
     // A token that no HTTP header can carry.
     check(Refusal {
+        program: BENCH,
         env: vec![("LEADSCORE_AUTH_TOKEN", "tok\u{1}en".into())],
         ..refusal(
-            "bench: a token with a control character",
+            "leadscore-bench load: a token with a control character",
             &[
-                "bench",
+                "load",
                 "--data",
                 &data,
                 "--id",

@@ -1,7 +1,7 @@
 //! Crash safety of the model registry: `leadscore train` killed (SIGKILL) at any moment leaves
 //! every existing version and `CURRENT` intact.
 
-use crate::common::{leadscore, snapshot, stderr};
+use crate::common::{leadscore_at, snapshot, stderr};
 use leadscore::registry::Registry;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +25,10 @@ fn training_killed_at_any_moment_leaves_the_registry_intact() {
         "always",
         "--quiet",
     ];
-    let out = leadscore(&train_args);
+    // Versions are named by the second of their training time: each run is stamped a second
+    // after the one before instead of waiting for the clock.
+    let stamp = |second: u32| format!("2030-01-01T00:00:{second:02}Z");
+    let out = leadscore_at(&stamp(0), &train_args);
     assert!(out.status.success(), "{}", stderr(&out));
     let registry = Registry::new(&models);
     let first = registry.current_version().unwrap().unwrap();
@@ -33,30 +36,29 @@ fn training_killed_at_any_moment_leaves_the_registry_intact() {
     // Each registry write step pauses this long, so kills land inside every window:
     // staging file written, staging directory renamed, CURRENT replaced, HISTORY replaced.
     let step = Duration::from_millis(150);
-    let run = || {
+    let run = |second: u32| {
         Command::new(env!("CARGO_BIN_EXE_leadscore"))
             .args(train_args)
             .env(
                 "LEADSCORE_REGISTRY_STEP_DELAY_MS",
                 step.as_millis().to_string(),
             )
+            .env("LEADSCORE_TRAINED_AT", stamp(second))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
     // One uninterrupted run tells how long a run takes here.
-    std::thread::sleep(Duration::from_millis(1100)); // versions are named by the second
     let started = Instant::now();
-    assert!(run().wait().unwrap().success());
+    assert!(run(1).wait().unwrap().success());
     let full = started.elapsed();
 
     let mut outcomes = std::collections::BTreeMap::new();
     for k in 0..16u32 {
         let before = snapshot(&models);
         let versions_before = registry.versions().unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
-        let mut child = run();
+        let mut child = run(2 + k);
         // Spread the kills over the whole run, weighted towards its end where the writes are.
         let at = full.mul_f64(0.35 + 0.65 * (k as f64 + 0.5) / 16.0);
         std::thread::sleep(at);
@@ -107,22 +109,24 @@ fn a_file_size_limit_while_saving_gives_a_clear_error_and_no_partial_file() {
     let models = dir.path().join("models");
     leadscore::sample::write_sample(&data, 3000, 4).unwrap();
     let (data_s, models_s) = (data.to_str().unwrap(), models.to_str().unwrap());
-    let out = leadscore(&[
-        "train",
-        "--data",
-        data_s,
-        "--target",
-        "converted",
-        "--models",
-        models_s,
-        "--quiet",
-    ]);
+    let out = leadscore_at(
+        "2030-01-01T00:00:00Z",
+        &[
+            "train",
+            "--data",
+            data_s,
+            "--target",
+            "converted",
+            "--models",
+            models_s,
+            "--quiet",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let before = snapshot(&models);
 
     // Files may grow to 8 KiB (a model is ~20 KiB); SIGXFSZ ignored, so writes fail with EFBIG
     // as they would on a full disk.
-    std::thread::sleep(Duration::from_millis(1100));
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!(
@@ -130,6 +134,7 @@ fn a_file_size_limit_while_saving_gives_a_clear_error_and_no_partial_file() {
              --models {models_s} --promote always --quiet",
             env!("CARGO_BIN_EXE_leadscore")
         ))
+        .env("LEADSCORE_TRAINED_AT", "2030-01-01T00:00:01Z") // a version name of its own
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

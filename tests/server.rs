@@ -6,10 +6,10 @@
 
 use leadscore::data::read_csv;
 use leadscore::model::{Model, ModelArtifact, Scored};
-use leadscore::pb;
-use leadscore::pb::field_value::Kind as ValueKind;
-use leadscore::pb::lead_scoring_client::LeadScoringClient;
 use leadscore::registry::Registry;
+use leadscore::server::pb;
+use leadscore::server::pb::field_value::Kind as ValueKind;
+use leadscore::server::pb::lead_scoring_client::LeadScoringClient;
 use leadscore::server::predlog::PredictionLogConfig;
 use leadscore::server::{self, Config, ServerError, TlsIdentity};
 use std::collections::HashMap;
@@ -642,12 +642,20 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
     assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
 
     // ~8M empty map entries (all named ""), then 40 distinct unused names: one short warning.
+    // (And one field the model knows: a lead with none is refused.)
     let mut lead = [0x12, 0x00].repeat(almost_16_mib / 2 - 1024);
     for i in 0..40 {
         let name = format!("unused {i:02}");
         lead.extend([0x12, name.len() as u8 + 2, 0x0a, name.len() as u8]);
         lead.extend(name.as_bytes());
     }
+    lead.extend(
+        pb::Lead {
+            lead_id: String::new(),
+            fields: [(numeric.clone(), number(3.0))].into_iter().collect(),
+        }
+        .encode_to_vec(),
+    );
     let mut request = vec![0x0a];
     prost::encoding::encode_varint(lead.len() as u64, &mut request);
     request.extend(&lead);
@@ -690,9 +698,11 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
         warnings.contains(&format!("{categorical}: category {shown} not seen")),
         "{warnings}"
     );
-    // So is a long unused field name.
+    // So is a long unused field name (beside a field the model knows).
+    let mut with_long_name = lead_with(&long, text("1"));
+    with_long_name.fields.insert(numeric.clone(), number(3.0));
     let response = client
-        .score_lead(score_request(lead_with(&long, text("1")), 0))
+        .score_lead(score_request(with_long_name, 0))
         .await
         .unwrap()
         .into_inner();
@@ -705,7 +715,7 @@ async fn oversized_input_costs_little_and_is_echoed_briefly() {
     // Lead ids: 256 bytes are fine, 257 are refused, naming the lead.
     let with_id = |bytes: usize| pb::Lead {
         lead_id: "é".repeat(bytes / 2) + &"x".repeat(bytes % 2),
-        fields: HashMap::new(),
+        fields: [(numeric.clone(), number(3.0))].into_iter().collect(),
     };
     let ok = client
         .score_lead(score_request(with_id(256), 0))
@@ -1374,53 +1384,4 @@ async fn exposure_beyond_loopback_needs_auth_or_insecure() {
             .is_some()
     );
     assert_eq!(server::check_exposure(public, true, true, false), Ok(None));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_measures_the_server_and_the_noop_ceiling() {
-    use leadscore::server::bench::{BenchConfig, measure, workload};
-    let f = fixture();
-    let models = registry(&[&f.a], Some("test-a"));
-    let server = start_serving(models.path(), |_| {}).await;
-    let noop = start_serving(models.path(), |config| config.noop = true).await;
-    let config = BenchConfig {
-        target: server.url(),
-        ceiling: Some(noop.url()),
-        data: f.data.clone(),
-        id_column: Some("lead_id".into()),
-        exclude: vec!["converted".into()],
-        concurrency: 4,
-        connections: 1,
-        batch: Some(10),
-        explain: 3,
-        warmup: Duration::from_millis(50),
-        duration: Duration::from_millis(300),
-        auth_token: None,
-    };
-    let work = Arc::new(workload(&config).unwrap());
-    assert_eq!(work.fields, 11, "every column but the id and the outcome");
-    for target in [&server, &noop] {
-        let m = measure(
-            &target.url(),
-            work.clone(),
-            &config,
-            Some(std::process::id()),
-        )
-        .await
-        .unwrap();
-        assert!(m.server_cpu.is_some());
-        assert_eq!(m.errors, 0, "{:?}", m.first_error);
-        assert!(m.calls > 0);
-        assert_eq!(m.leads, m.calls * 10);
-        assert!(m.p50 <= m.p99);
-    }
-    // The noop server answers with a constant.
-    let empty = LeadScoringClient::new(noop.channel().await)
-        .score_lead(score_request(pb::Lead::default(), 3))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(empty, pb::ScoreLeadResponse::default());
-    server.stop().await;
-    noop.stop().await;
 }

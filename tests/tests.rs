@@ -1,10 +1,12 @@
 //! The one integration-test binary (one link step: this machine has two cores).
 
+mod bench;
 mod cli;
 mod common;
 mod evaluate;
 mod hardening;
 mod json_api;
+mod names;
 mod properties;
 mod refusals;
 mod registry;

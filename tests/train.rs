@@ -1,6 +1,6 @@
 //! Training on synthetic data with known coefficients, and every refusal.
 
-use crate::common::{leadscore, snapshot, stderr, write};
+use crate::common::{leadscore, leadscore_at, snapshot, stderr, write};
 use leadscore::encoder::{Encoding, RawValue};
 use leadscore::registry::Registry;
 use leadscore::sample::{TRUTH, write_sample};
@@ -260,6 +260,7 @@ fn cli_score_matches_the_library() {
         assert_eq!(probability, expected.probability, "line {line}");
         assert_eq!(record[col("score")].parse::<u32>().unwrap(), expected.score);
         assert_eq!(record[col("grade")], expected.grade);
+        assert_eq!(record[col("model_version")], *model.version());
         let up: Vec<_> = expected
             .factors
             .iter()
@@ -572,4 +573,43 @@ fn a_version_name_already_taken_gets_a_suffix() {
     for version in [&name, &name2, &name3] {
         assert_eq!(registry.load(version).unwrap().version(), version.as_str());
     }
+}
+
+/// `LEADSCORE_TRAINED_AT` stamps a training instead of the clock: the artifact records the time
+/// and the version is named by it (in UTC); a value that is not a time is refused before any
+/// work.
+#[test]
+fn a_given_training_time_stamps_the_artifact_and_names_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leads.csv");
+    let models = dir.path().join("models");
+    write_sample(&data, 2000, 5).unwrap();
+    let (data_s, models_s) = (data.to_str().unwrap(), models.to_str().unwrap());
+    let args = [
+        "train",
+        "--data",
+        data_s,
+        "--target",
+        "converted",
+        "--models",
+        models_s,
+        "--json",
+        "--quiet",
+    ];
+    let out = leadscore_at("2030-02-03T04:05:06+01:00", &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = summary["model_version"].as_str().unwrap();
+    assert!(version.starts_with("20300203-030506-"), "{version}");
+    let model = Registry::new(&models).load(version).unwrap();
+    assert_eq!(model.artifact.trained_at, "2030-02-03T03:05:06Z");
+
+    let out = leadscore_at("yesterday", &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("LEADSCORE_TRAINED_AT: \"yesterday\" is not an RFC 3339 time"),
+        "{err}"
+    );
+    assert_eq!(Registry::new(&models).versions().unwrap(), [version]);
 }

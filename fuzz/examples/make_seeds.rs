@@ -6,7 +6,7 @@
 //! entries in name order); the models are the one shipped in `models/` and variants of it.
 
 use leadscore::model::ModelArtifact;
-use leadscore::pb;
+use leadscore::server::pb;
 use prost::Message;
 use std::path::Path;
 

@@ -12,7 +12,7 @@
 
 use leadscore::encoder::{Encoding, RawValue};
 use leadscore::model::Model;
-use leadscore::pb;
+use leadscore::server::pb;
 use leadscore::server::holder::{Served, check_scores};
 use leadscore::server::service::score_lead_with;
 use leadscore::server::wire::Embedded;
@@ -39,14 +39,16 @@ fuzz_target!(|bytes: &[u8]| {
 
         let lead_bytes = pb::Lead {
             lead_id: "fuzz".into(),
+            // Missing values as unset values, not left out: a lead with no field at all is
+            // refused, and the all-missing lead must reach the scoring.
             fields: (served.encoder().attributes.iter().zip(&lead))
-                .filter_map(|(a, v)| Some((a.name.clone(), field_value(*v)?)))
+                .map(|(a, v)| (a.name.clone(), field_value(*v)))
                 .collect(),
         }
         .encode_to_vec();
-        // Duplicate attribute names or a model's own missing tokens can make the server's
-        // reading differ from the direct one; it must not panic, and what it answers must keep
-        // the promises.
+        // Attribute names that denote one field (refused) or a model's own missing tokens can
+        // make the server's reading differ from the direct one; it must not panic, and what it
+        // answers must keep the promises.
         if let Ok(response) = score_lead_with(&served, Embedded::Once(&lead_bytes), u32::MAX) {
             check(response.probability, response.score, response.percentile);
         }
@@ -65,15 +67,15 @@ fn check(probability: f64, score: u32, percentile: f64) {
     );
 }
 
-fn field_value(value: RawValue<'_>) -> Option<pb::FieldValue> {
+fn field_value(value: RawValue<'_>) -> pb::FieldValue {
     use pb::field_value::Kind;
     let kind = match value {
-        RawValue::Missing => return None,
-        RawValue::Text(t) => Kind::Text(t.to_string()),
-        RawValue::Number(x) => Kind::Number(x),
-        RawValue::Flag(b) => Kind::Flag(b),
+        RawValue::Missing => None,
+        RawValue::Text(t) => Some(Kind::Text(t.to_string())),
+        RawValue::Number(x) => Some(Kind::Number(x)),
+        RawValue::Flag(b) => Some(Kind::Flag(b)),
     };
-    Some(pb::FieldValue { kind: Some(kind) })
+    pb::FieldValue { kind }
 }
 
 /// A few leads that reach each attribute's extremes: every value missing; the largest numbers,

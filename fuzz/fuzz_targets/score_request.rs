@@ -10,13 +10,14 @@
 //!   `prost::Message::decode` of the generated type accepts and reads the same explain, lead
 //!   ids and fields (a later map entry replacing an earlier one, merged repeated messages);
 //! - when prost accepts, the server's answer is the model's score of prost's decoding of the
-//!   lead, bit for bit, or an error exactly when that scoring fails or the lead id is too long.
+//!   lead, bit for bit, or an error exactly when that scoring fails, the lead id is too long,
+//!   two keys denote one field or no key denotes any (the name rule, `leadscore::names`).
 
 #![no_main]
 
 use leadscore::encoder::RawValue;
 use leadscore::model::{Model, Scored};
-use leadscore::pb;
+use leadscore::server::pb;
 use leadscore::server::holder::Served;
 use leadscore::server::service::{MAX_LEAD_ID_BYTES, score_lead_with, score_leads_with};
 use leadscore::server::wire::{self, BatchError, Embedded, WireError};
@@ -101,23 +102,30 @@ fn from_prost(lead: &pb::Lead) -> Lead {
     }
 }
 
-/// What the server must answer for a lead prost decoded: `None` for an error.
+/// What the server must answer for a lead prost decoded: `None` for an error. Keys are matched
+/// to the model's fields by the one name rule (`leadscore::names`): two keys denoting one field,
+/// or no key denoting any, is an error.
 fn expected(lead: &pb::Lead, explain: u32) -> Option<Scored> {
     if lead.lead_id.len() > MAX_LEAD_ID_BYTES {
         return None;
     }
     let model = &SERVED.model;
     let attributes = &model.encoder().attributes;
+    let mut values = vec![None; attributes.len()];
+    for (key, value) in &lead.fields {
+        if let Some(i) = model.fields().get(key.as_bytes()) {
+            if values[i].is_some() {
+                return None;
+            }
+            values[i] = Some(raw(value));
+        }
+    }
+    if values.iter().all(Option::is_none) {
+        return None;
+    }
     let explain = (explain as usize).min(attributes.len());
     model
-        .score(
-            |i| {
-                lead.fields
-                    .get(&attributes[i].name)
-                    .map_or(RawValue::Missing, raw)
-            },
-            explain,
-        )
+        .score(|i| values[i].unwrap_or(RawValue::Missing), explain)
         .ok()
 }
 

@@ -162,26 +162,31 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     )?;
     if let Some(path) = &args.html {
         write_atomic(path, report_html::render(&evaluation).as_bytes())?;
-        eprintln!("HTML report → {}", path.display());
+        errln!("HTML report → {}", path.display());
     }
-    match &args.json {
-        Some(path) if path.as_os_str() == "-" => print(&report_json::render(&evaluation))?,
+    let printed = match &args.json {
+        Some(path) if path.as_os_str() == "-" => print(&report_json::render(&evaluation)),
         other => {
             if let Some(path) = other {
                 write_atomic(path, report_json::render(&evaluation).as_bytes())?;
-                eprintln!("JSON report → {}", path.display());
+                errln!("JSON report → {}", path.display());
             }
-            print(&report_terminal::render(&evaluation))?;
+            print(&report_terminal::render(&evaluation))
         }
-    }
+    };
     if evaluation.gates_passed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for g in evaluation.gates.iter().filter(|g| !g.passed) {
-            eprintln!("gate failed: {} {}", g.gate, g.message);
-        }
-        Ok(ExitCode::from(EXIT_GATE_FAILED))
+        printed?;
+        return Ok(ExitCode::SUCCESS);
     }
+    // The verdict a pipeline acts on: a failed gate exits 3 even when the report could not be
+    // printed (standard output full or closed), which is said on standard error if it can be.
+    if let Err(error) = printed {
+        errln!("error: printing the report: {error:#}");
+    }
+    for g in evaluation.gates.iter().filter(|g| !g.passed) {
+        errln!("gate failed: {} {}", g.gate, g.message);
+    }
+    Ok(ExitCode::from(EXIT_GATE_FAILED))
 }
 
 /// The model for realized mode: the named version, else the one in service; without a
@@ -190,7 +195,7 @@ fn optional_model(registry: &Registry, version: Option<&str>) -> anyhow::Result<
     match registry.load_or_current(version) {
         Ok(model) => Ok(Some(model)),
         Err(RegistryError::NoCurrent { .. }) if version.is_none() => {
-            eprintln!(
+            errln!(
                 "note: no model in service in {}: drift against training is not measured",
                 registry.dir.display()
             );

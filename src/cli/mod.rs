@@ -11,7 +11,16 @@ macro_rules! outln {
     }};
 }
 
-mod bench;
+/// `eprintln!` that cannot panic. `eprintln!` panics when standard error cannot be written (a
+/// file on a full disk, a closed pipe), which would turn the command's exit code (1, or 3 for a
+/// failed gate) into a panic's 101; a message that cannot be written is dropped instead.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod evaluate;
 mod models;
 mod sample;
@@ -53,32 +62,49 @@ pub enum Command {
     #[command(subcommand)]
     Models(models::ModelsCommand),
     Serve(serve::ServeArgs),
-    Bench(bench::BenchArgs),
+}
+
+pub use serve::{read_tls_identity, shutdown_signal};
+
+/// Installs the `tracing` subscriber: standard error, level from `RUST_LOG` (default `info`).
+/// Called once, from `main` (of `leadscore` and of `leadscore-bench`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (standard error is a file on a full disk) is lost;
+        // reporting it with `eprintln!`, the default, would panic the thread that logged, e.g.
+        // a request handler or the prediction-log writer.
+        .log_internal_errors(false)
+        .init();
 }
 
 /// Runs a parsed command line; errors are printed with their whole cause chain.
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    exit_code(match cli.command {
         Command::Sample(args) => sample::run(args),
         Command::Train(args) => train::run(args),
         Command::Score(args) => score::run(args),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Models(cmd) => models::run(cmd),
         Command::Serve(args) => serve::run(args),
-        Command::Bench(args) => bench::run(args),
-    };
+    })
+}
+
+/// A command's exit code; an error is printed first, with its whole cause chain (1).
+pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         // The reader went away (`leadscore score ... | head`): not an error.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // Not `eprintln!`: it panics when standard error cannot be written (a file on a
-            // full disk), which would turn exit code 1 into a panic's 101.
-            use std::io::Write;
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {error}");
+            errln!("error: {error}");
             for cause in error.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             ExitCode::FAILURE
         }
@@ -86,7 +112,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Splits comma-separated list flags (`--drop "a,b" --drop c`).
-pub(crate) fn split_list(items: &[String]) -> Vec<String> {
+pub fn split_list(items: &[String]) -> Vec<String> {
     items
         .iter()
         .flat_map(|s| s.split(','))
@@ -95,8 +121,8 @@ pub(crate) fn split_list(items: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Writes to standard output; a closed pipe ends the command quietly (see [`run`]).
-pub(crate) fn print(text: &str) -> anyhow::Result<()> {
+/// Writes to standard output; a closed pipe ends the command quietly (see [`exit_code`]).
+pub fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -91,11 +91,11 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
             Registry::new(&dir.models)
                 .promote(&version)
                 .with_context(|| format!("promoting {version}"))?;
-            eprintln!("{version} is now in service");
+            errln!("{version} is now in service");
         }
         ModelsCommand::Rollback(dir) => {
             let version = Registry::new(&dir.models).rollback()?;
-            eprintln!("rolled back: {version} is now in service");
+            errln!("rolled back: {version} is now in service");
         }
     }
     print(&out)?;

@@ -21,7 +21,7 @@ pub struct SampleArgs {
 pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let summary = write_sample(&args.out, args.rows as usize, args.seed)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!(
+    errln!(
         "wrote {} leads to {} ({} won, closure rate {:.1}%)",
         summary.rows,
         args.out.display(),

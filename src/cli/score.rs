@@ -42,7 +42,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let explain = args.explain as usize;
     let mut scored = score_table(&model, &table, args.id.as_deref(), explain)?;
     for column in &scored.absent_columns {
-        eprintln!(
+        errln!(
             "warning: column {column:?} is not in {}: imputed as missing for every lead",
             args.data.display()
         );
@@ -56,20 +56,32 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             // would otherwise name only its directory).
             let written: anyhow::Result<()> = (|| {
                 let mut file = AtomicFile::create(path)?;
-                write_csv(&scored.rows, explain, &mut file)?;
+                write_csv(&scored.rows, model.version(), explain, &mut file)?;
                 file.commit()?;
                 Ok(())
             })();
             written.with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
+            errln!(
                 "scored {} leads with model {} → {}",
                 table.rows(),
                 model.version(),
                 path.display()
             );
         }
-        None => write_csv(&scored.rows, explain, std::io::stdout().lock())
-            .context("writing to standard output")?,
+        None => {
+            write_csv(
+                &scored.rows,
+                model.version(),
+                explain,
+                std::io::stdout().lock(),
+            )
+            .context("writing to standard output")?;
+            errln!(
+                "scored {} leads with model {}",
+                table.rows(),
+                model.version()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

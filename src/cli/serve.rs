@@ -2,7 +2,7 @@ use crate::server::predlog::PredictionLogConfig;
 use crate::server::{self, Config, TlsIdentity};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -57,9 +57,6 @@ pub struct ServeArgs {
     /// Seconds calls in flight may take after SIGTERM/Ctrl-C before the server stops anyway.
     #[arg(long, default_value_t = 30.0)]
     shutdown_grace: f64,
-    /// Serve the no-op ceiling for `leadscore bench`: decode each request, return a constant.
-    #[arg(long)]
-    noop: bool,
 }
 
 /// Flags checked and files read: everything `run` needs, before any work starts.
@@ -77,6 +74,22 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .with_context(|| format!("--{flag} must be a positive number of seconds, not {value}"))
 }
 
+/// The certificate chain and key of `--tls-cert` and `--tls-key`, when both are given.
+pub fn read_tls_identity(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<Option<TlsIdentity>> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    Ok(Some(TlsIdentity {
+        cert_pem: std::fs::read(cert)
+            .with_context(|| format!("reading --tls-cert {}", cert.display()))?,
+        key_pem: std::fs::read(key)
+            .with_context(|| format!("reading --tls-key {}", key.display()))?,
+    }))
+}
+
 fn validate(args: ServeArgs) -> anyhow::Result<Validated> {
     let auth_token = match &args.auth_token_file {
         Some(path) => Some(
@@ -89,15 +102,7 @@ fn validate(args: ServeArgs) -> anyhow::Result<Validated> {
             Err(_) => None,
         },
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsIdentity {
-            cert_pem: std::fs::read(cert)
-                .with_context(|| format!("reading --tls-cert {}", cert.display()))?,
-            key_pem: std::fs::read(key)
-                .with_context(|| format!("reading --tls-key {}", key.display()))?,
-        }),
-        _ => None,
-    };
+    let tls = read_tls_identity(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let warning = server::check_exposure(
         args.addr,
         auth_token.is_some(),
@@ -105,7 +110,7 @@ fn validate(args: ServeArgs) -> anyhow::Result<Validated> {
         args.insecure,
     )
     .map_err(anyhow::Error::msg)?;
-    if !args.noop && !args.models.is_dir() {
+    if !args.models.is_dir() {
         anyhow::bail!(
             "--models {}: no such directory (train a model with `leadscore train`, or point \
              --models at a registry)",
@@ -118,7 +123,6 @@ fn validate(args: ServeArgs) -> anyhow::Result<Validated> {
     config.max_batch = args.max_batch as usize;
     config.auth_token = auth_token;
     config.tls = tls;
-    config.noop = args.noop;
     config.prediction_log = args.prediction_log.map(|path| {
         let mut log = PredictionLogConfig::new(path);
         log.capacity = args.prediction_log_queue.max(1);
@@ -164,7 +168,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(
             tls = config.tls.is_some(),
             auth = config.auth_token.is_some(),
-            noop = config.noop,
             models = %config.models.display(),
             "leadscore.v1.LeadScoring listening on {bound}"
         );
@@ -176,7 +179,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

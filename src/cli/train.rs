@@ -1,9 +1,12 @@
 use super::{print, split_list};
+use crate::model::ModelArtifact;
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
-use crate::train::{PromotePolicy, TrainConfig, save_and_promote, top_coefficients, train};
+use crate::train::{
+    PromotePolicy, Promotion, TrainConfig, Trained, save_and_promote, top_coefficients, train,
+};
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Fit a model on historic leads, write it as a new version, and promote it if it is at least
@@ -63,7 +66,38 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// Tests set this to an RFC 3339 time to stamp a training with it instead of the clock's
+/// reading: versions are named by the second, so trainings in one second would otherwise need
+/// a wait to get distinct, ordered names.
+const TRAINED_AT_ENV: &str = "LEADSCORE_TRAINED_AT";
+
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let config = train_config(&args)?;
+    let quiet = args.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            errln!("{line}");
+        }
+    };
+    let mut trained = train(&config, &mut progress)
+        .with_context(|| format!("training on {}", args.data.display()))?;
+    let registry = Registry::new(&args.models);
+    let (path, promotion) = save_and_promote(&registry, &mut trained, args.promote)
+        .with_context(|| format!("saving the model in {}", args.models.display()))?;
+    let mut out = String::new();
+    if args.json {
+        outln!(out, "{}", json_summary(&trained, &path, &promotion)?);
+    } else {
+        summarise_data(&mut out, &trained, &path, &promotion);
+        summarise_fit(&mut out, &trained.artifact);
+        summarise_notes(&mut out, &trained);
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flags as the library's training settings.
+fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     let mut config = TrainConfig::new(&args.data, &args.target);
     config.id = args.id.clone();
     config.date = args.date.clone();
@@ -74,37 +108,40 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     config.kinds = parse_kind_overrides(&args.kind).map_err(anyhow::Error::msg)?;
     config.max_iterations = args.max_iterations;
     config.seed = args.seed;
-    let quiet = args.quiet;
-    let mut progress = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
-    let mut trained = train(&config, &mut progress)
-        .with_context(|| format!("training on {}", args.data.display()))?;
-    let registry = Registry::new(&args.models);
-    let (path, promotion) = save_and_promote(&registry, &mut trained, args.promote)
-        .with_context(|| format!("saving the model in {}", args.models.display()))?;
-    let a = &trained.artifact;
-    let mut out = String::new();
-    if args.json {
-        let summary = serde_json::json!({
-            "model_version": a.model_version,
-            "path": path,
-            "promotion": promotion,
-            "data": a.data,
-            "holdout": a.holdout,
-            "regularisation": a.regularisation,
-            "solver": a.solver,
-            "features": a.coefficients.len(),
-            "leakage": trained.leakage,
-            "warnings": trained.warnings,
-            "timings_seconds": trained.timings,
-        });
-        outln!(out, "{}", serde_json::to_string_pretty(&summary)?);
-        print(&out)?;
-        return Ok(ExitCode::SUCCESS);
+    if let Ok(at) = std::env::var(TRAINED_AT_ENV) {
+        let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
+            anyhow::anyhow!(
+                "{TRAINED_AT_ENV}: {at:?} is not an RFC 3339 time ({e}); \
+                 write e.g. 2030-01-01T00:00:00Z, or unset it"
+            )
+        })?;
+        config.trained_at = Some(at.with_timezone(&chrono::Utc));
     }
+    Ok(config)
+}
+
+/// The `--json` summary.
+fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow::Result<String> {
+    let a = &trained.artifact;
+    let summary = serde_json::json!({
+        "model_version": a.model_version,
+        "path": path,
+        "promotion": promotion,
+        "data": a.data,
+        "holdout": a.holdout,
+        "regularisation": a.regularisation,
+        "solver": a.solver,
+        "features": a.coefficients.len(),
+        "leakage": trained.leakage,
+        "warnings": trained.warnings,
+        "timings_seconds": trained.timings,
+    });
+    Ok(serde_json::to_string_pretty(&summary)?)
+}
+
+/// Where the model went, whether it serves, the data and the holdout metrics.
+fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &Promotion) {
+    let a = &trained.artifact;
     let d = &a.data;
     let m = &a.holdout.metrics;
     let pct = |x: f64| format!("{:.1}%", x * 100.0);
@@ -139,7 +176,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         pct(m.mean_predicted),
         pct(m.realized_rate)
     );
-    let used = d.columns.iter().filter(|c| c.role == "feature").count();
+}
+
+/// The features, the chosen regularisation, the solver and the strongest coefficients.
+fn summarise_fit(out: &mut String, a: &ModelArtifact) {
+    let used = a
+        .data
+        .columns
+        .iter()
+        .filter(|c| c.role == "feature")
+        .count();
     outln!(
         out,
         "features   {used} columns → {} encoded; L2 alpha {} (validation log loss per alpha: {})",
@@ -170,7 +216,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     for (feature, weight) in top_coefficients(a, 8) {
         outln!(out, "           {weight:+.3}  {feature}");
     }
-    let skipped: Vec<String> = d
+}
+
+/// Unused columns, warnings, and where the time went.
+fn summarise_notes(out: &mut String, trained: &Trained) {
+    let skipped: Vec<String> = trained
+        .artifact
+        .data
         .columns
         .iter()
         .filter(|c| c.role != "feature" && c.role != "target")
@@ -196,6 +248,4 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         t.holdout_fit,
         t.final_fit
     );
-    print(&out)?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -20,8 +20,8 @@ pub mod report_terminal;
 pub mod tables;
 
 use crate::metrics::{
-    brier, brier_skill, calibration_fit, log_loss, max_calibration_error, roc_auc_sorted,
-    sorted_pairs,
+    CalibrationFit, brier, brier_skill, calibration_fit, log_loss, max_calibration_error,
+    roc_auc_sorted, sorted_pairs,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -224,28 +224,8 @@ pub fn evaluate(
     });
     let equal_width = tables::equal_width_bands(p, won, options.bins);
     let equal_count = tables::equal_count_bands(&sorted, options.bins);
-    let n = leads.len() as f64;
-    let wins = won.iter().filter(|&&w| w).count() as u64;
-    let realized_rate = wins as f64 / n;
-    let mean_predicted = p.iter().sum::<f64>() / n;
-    let brier_score = brier(p, won);
-    let bins_as_metrics: Vec<_> = equal_width.iter().map(BandRow::as_bin).collect();
-    let metrics = Metrics {
-        leads: leads.len() as u64,
-        wins,
-        realized_rate,
-        mean_predicted,
-        calibration_gap: mean_predicted - realized_rate,
-        roc_auc: roc_auc_sorted(&sorted),
-        log_loss: log_loss(p, won),
-        brier: brier_score,
-        brier_reference: realized_rate * (1.0 - realized_rate),
-        brier_skill: brier_skill(brier_score, realized_rate),
-        expected_calibration_error: crate::metrics::expected_calibration_error(&bins_as_metrics),
-        max_calibration_error: max_calibration_error(&bins_as_metrics),
-        calibration_slope: fit.map(|f| f.slope),
-        calibration_intercept: fit.map(|f| f.intercept),
-    };
+    let metrics = headline_metrics(leads, &sorted, fit, &equal_width);
+    let realized_rate = metrics.realized_rate;
     let mut grades = tables::rate_rows(&leads.grade, p, won, realized_rate);
     grades.sort_by(|a, b| a.label.cmp(&b.label));
     let deciles = tables::deciles(&sorted);
@@ -289,4 +269,38 @@ pub fn evaluate(
         drift,
         gates: gate_results,
     })
+}
+
+/// The headline numbers, from the leads, their (probability, won) pairs sorted by probability,
+/// the calibration fit and the equal-width bands (the ECE is over these).
+fn headline_metrics(
+    leads: &Leads,
+    sorted: &[(f64, bool)],
+    fit: Option<CalibrationFit>,
+    equal_width: &[BandRow],
+) -> Metrics {
+    let p = &leads.probability;
+    let won = &leads.won;
+    let n = leads.len() as f64;
+    let wins = won.iter().filter(|&&w| w).count() as u64;
+    let realized_rate = wins as f64 / n;
+    let mean_predicted = p.iter().sum::<f64>() / n;
+    let brier_score = brier(p, won);
+    let bins_as_metrics: Vec<_> = equal_width.iter().map(BandRow::as_bin).collect();
+    Metrics {
+        leads: leads.len() as u64,
+        wins,
+        realized_rate,
+        mean_predicted,
+        calibration_gap: mean_predicted - realized_rate,
+        roc_auc: roc_auc_sorted(sorted),
+        log_loss: log_loss(p, won),
+        brier: brier_score,
+        brier_reference: realized_rate * (1.0 - realized_rate),
+        brier_skill: brier_skill(brier_score, realized_rate),
+        expected_calibration_error: crate::metrics::expected_calibration_error(&bins_as_metrics),
+        max_calibration_error: max_calibration_error(&bins_as_metrics),
+        calibration_slope: fit.map(|f| f.slope),
+        calibration_intercept: fit.map(|f| f.intercept),
+    }
 }

@@ -28,8 +28,32 @@ pub fn render(e: &Evaluation) -> String {
 }
 
 fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
+    coverage(out, e)?;
+    writeln!(out)?;
+    headline(out, e)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "calibration by probability band (equal width; * = prediction outside the 95% interval)"
+    )?;
+    bands(out, &e.calibration.equal_width)?;
+    writeln!(out)?;
+    writeln!(out, "calibration by equal-count band")?;
+    bands(out, &e.calibration.equal_count)?;
+
+    writeln!(out)?;
+    writeln!(out, "closure rate per grade")?;
+    rates(out, "grade", &e.grades)?;
+
+    writeln!(out)?;
+    deciles(out, e)?;
+    segment_tables(out, e)?;
+    gate_lines(out, e)
+}
+
+/// What was evaluated, where every input row went, and the warnings about the inputs.
+fn coverage(out: &mut String, e: &Evaluation) -> fmt::Result {
     let c = &e.coverage;
-    let m = &e.metrics;
     let mode = match e.mode {
         Mode::Backtest => "backtest",
         Mode::Realized => "realized",
@@ -89,7 +113,12 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             versions.join(", ")
         )?;
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// The headline metrics, one line per question, and the drift.
+fn headline(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let m = &e.metrics;
     writeln!(
         out,
         "closure     {} won of {} leads: realized {}, mean predicted {} (gap {:+.1} points)",
@@ -143,22 +172,10 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             )?;
         }
     }
+    Ok(())
+}
 
-    writeln!(out)?;
-    writeln!(
-        out,
-        "calibration by probability band (equal width; * = prediction outside the 95% interval)"
-    )?;
-    bands(out, &e.calibration.equal_width)?;
-    writeln!(out)?;
-    writeln!(out, "calibration by equal-count band")?;
-    bands(out, &e.calibration.equal_count)?;
-
-    writeln!(out)?;
-    writeln!(out, "closure rate per grade")?;
-    rates(out, "grade", &e.grades)?;
-
-    writeln!(out)?;
+fn deciles(out: &mut String, e: &Evaluation) -> fmt::Result {
     writeln!(out, "lift and gains by decile (1 = highest scored)")?;
     writeln!(
         out,
@@ -188,7 +205,11 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             d.cumulative_lift
         )?;
     }
+    Ok(())
+}
 
+/// Closure rate per `--by` segment, then per month.
+fn segment_tables(out: &mut String, e: &Evaluation) -> fmt::Result {
     for table in e.segments.iter().chain(e.months.as_ref()) {
         writeln!(out)?;
         let what = if Some(table) == e.months.as_ref() {
@@ -200,11 +221,14 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
             out,
             "closure rate {what} against the company average {} (! = significant at 95% for \
              the row alone, so about 1 row in 20 by chance; * = prediction outside the interval)",
-            pct(m.realized_rate)
+            pct(e.metrics.realized_rate)
         )?;
         rates(out, &table.column, &table.rows)?;
     }
+    Ok(())
+}
 
+fn gate_lines(out: &mut String, e: &Evaluation) -> fmt::Result {
     if !e.gates.is_empty() {
         writeln!(out)?;
         for g in &e.gates {

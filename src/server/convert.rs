@@ -4,12 +4,12 @@
 //! literals and exhaustive destructuring, so a field added to the proto or to the domain types
 //! fails to compile until it is handled.
 
+use super::pb;
 use super::wire::WireError;
-use crate::encoder::ValueError;
+use crate::encoder::{Quoted, ValueError, echo_prefix};
 use crate::model::{Factor, Model, Scored};
-use crate::pb;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// `INVALID_ARGUMENT` naming the field, with a `google.rpc.BadRequest` field violation.
 pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Status {
@@ -26,6 +26,47 @@ pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -
 pub fn invalid_value(lead_path: &str, error: ValueError) -> Status {
     let ValueError { field, message } = error;
     invalid_field(format!("{lead_path}.fields[{field}]"), message)
+}
+
+/// Two keys of one lead that denote the same model field (see [`crate::names`]): one
+/// `google.rpc.BadRequest` violation for each key.
+pub fn same_field(lead_path: &str, first: &str, second: &str, field: &str) -> Status {
+    let description = format!(
+        "{} and {} both name the model's field {field:?} (field names match ignoring case and \
+         spacing); send it once",
+        Quoted(first),
+        Quoted(second)
+    );
+    let violations = [first, second].map(|key| {
+        let shown = match echo_prefix(key) {
+            (all, false) => all.to_string(),
+            (prefix, true) => format!("{prefix}…"),
+        };
+        FieldViolation::new(format!("{lead_path}.fields[{shown}]"), description.clone())
+    });
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{lead_path}.fields: {description}"),
+        ErrorDetails::with_bad_request(violations),
+    )
+}
+
+/// A lead none of whose keys denotes a field of `model`: the message lists the expected names.
+pub fn no_known_field(lead_path: &str, empty: bool, model: &Model) -> Status {
+    let what = if empty {
+        "the lead has no fields"
+    } else {
+        "none of the lead's fields is a field of the model"
+    };
+    invalid_field(
+        format!("{lead_path}.fields"),
+        format!(
+            "{what}; model {} scores leads on {} (field names match ignoring case and spacing): \
+             send at least one",
+            model.version(),
+            model.fields().expected()
+        ),
+    )
 }
 
 impl From<WireError> for Status {

@@ -20,8 +20,6 @@ use super::metrics::Metrics;
 use crate::encoder::RawValue;
 use crate::model::Model;
 use crate::registry::Registry;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -32,9 +30,6 @@ use tonic_health::server::HealthReporter;
 #[derive(Debug)]
 pub struct Served {
     pub model: Model,
-    /// Attribute index by field name, as bytes: the wire reader looks names up before (and
-    /// instead of) checking that they are UTF-8.
-    pub fields: FieldIndex,
     /// The model's version, shared by every prediction-log row it scores (made once here, not
     /// per call).
     pub version: std::sync::Arc<str>,
@@ -42,13 +37,8 @@ pub struct Served {
 
 impl Served {
     pub fn new(model: Model) -> Served {
-        let fields = FieldIndex::new(model.encoder().attributes.iter().map(|a| a.name.as_bytes()));
         let version = std::sync::Arc::from(model.version());
-        Served {
-            model,
-            fields,
-            version,
-        }
+        Served { model, version }
     }
 }
 
@@ -57,47 +47,6 @@ impl std::ops::Deref for Served {
 
     fn deref(&self) -> &Model {
         &self.model
-    }
-}
-
-/// Field name → attribute index. The names are the model's own (clients only look up), so a
-/// fast non-keyed hash is safe here: no client can add colliding entries.
-#[derive(Debug)]
-pub struct FieldIndex {
-    map: HashMap<Box<[u8]>, usize, BuildHasherDefault<FxHasher>>,
-}
-
-impl FieldIndex {
-    fn new<'a>(names: impl Iterator<Item = &'a [u8]>) -> FieldIndex {
-        FieldIndex {
-            map: names.enumerate().map(|(i, n)| (n.into(), i)).collect(),
-        }
-    }
-
-    pub fn get(&self, name: &[u8]) -> Option<usize> {
-        self.map.get(name).copied()
-    }
-}
-
-/// The multiply-rotate hash of rustc (`FxHasher`), eight bytes at a time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

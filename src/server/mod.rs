@@ -1,9 +1,10 @@
-//! The gRPC scoring server (`leadscore serve`) and its load generator (`leadscore bench`).
+//! The gRPC scoring server (`leadscore serve`).
 //!
 //! # Layout
 //! - [`service`] is `leadscore.v1.LeadScoring`: routing, auth, scoring, metrics per call.
 //! - [`wire`] reads score requests straight from their protobuf bytes, without a `HashMap`.
 //! - [`convert`] builds the protobuf responses and turns bad input into `Status`.
+//! - [`pb`] holds the types generated from the proto, and its descriptor set.
 //! - [`codec`] hands tonic's message bytes over undecoded.
 //! - [`holder`] keeps the model in service and swaps in new versions (the reload watcher).
 //! - [`incoming`] accepts connections: a handshake deadline, and a pause when out of descriptors.
@@ -12,29 +13,31 @@
 //! - [`predlog`] appends every served score to SQLite from a background thread.
 //! - [`http`] is the JSON API beside gRPC on the same address, and the dispatch between them.
 //! - [`tls`] does the TLS handshake for both protocols (ALPN `h2` and `http/1.1`).
-//! - [`noop`] is the no-op service the benchmark measures the ceiling with.
-//! - [`bench`] is the closed-loop load generator.
 //!
 //! [`run`] takes a bound listener and a shutdown future (as in mini-redis), so tests bind
 //! `127.0.0.1:0` and need no fixed port.
 //!
-//! Architecture invariant: only this module touches generated protobuf types (`crate::pb`).
+//! The load generator and the no-op ceiling it measures against are not part of the library:
+//! they are the separate `leadscore-bench` tool (`src/bin/leadscore-bench/`), which uses this
+//! module's public API ([`pb`], [`codec`], [`transport`], [`serve`], [`grpc_routes`], [`tls`],
+//! [`incoming`]).
+//!
+//! Architecture invariant: within the library, only this module touches generated protobuf
+//! types ([`pb`]).
 
 pub mod auth;
-pub mod bench;
 pub mod codec;
 pub mod convert;
 pub mod holder;
 pub mod http;
 pub mod incoming;
 pub mod metrics;
-pub mod noop;
+pub mod pb;
 pub mod predlog;
 pub mod service;
 pub mod tls;
 pub mod wire;
 
-use crate::pb;
 use crate::registry::Registry;
 use holder::{Lifecycle, ModelHolder, Watcher};
 use metrics::Metrics;
@@ -47,8 +50,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
+use tokio_rustls::TlsAcceptor;
+use tonic::codegen::http::{Request, Response};
+use tonic::codegen::{Body, Service, StdError};
+use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::HealthReporter;
 
 /// Default for `--max-batch`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
@@ -99,8 +109,6 @@ pub struct Config {
     /// After the shutdown signal, how long calls in flight may take before the server stops
     /// anyway (a client holding a health `Watch` stream open would otherwise delay it forever).
     pub shutdown_grace: Duration,
-    /// Serve the no-op ceiling instead of the model (for `leadscore bench`).
-    pub noop: bool,
     /// How long a new connection may take to start its handshake ([`HANDSHAKE_TIMEOUT`]).
     pub handshake_timeout: Duration,
 }
@@ -117,7 +125,6 @@ impl Config {
             prediction_log: None,
             metrics_listener: None,
             shutdown_grace: Duration::from_secs(30),
-            noop: false,
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
@@ -134,7 +141,6 @@ impl std::fmt::Debug for Config {
             .field("prediction_log", &self.prediction_log)
             .field("metrics", &self.metrics_listener)
             .field("shutdown_grace", &self.shutdown_grace)
-            .field("noop", &self.noop)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
@@ -216,161 +222,203 @@ pub async fn run(
         prediction_log,
         metrics_listener,
         shutdown_grace,
-        noop,
         handshake_timeout,
     } = config;
     let metrics = Arc::new(Metrics::new());
     let (stop, stopped) = watch::channel(false);
-
     let (health, health_service) = tonic_health::server::health_reporter();
-    let initial = if noop {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", initial).await;
-    health.set_service_status(SERVICE_NAME, initial).await;
-    let lifecycle = Arc::new(Lifecycle::new(health.clone(), SERVICE_NAME));
+    set_health(&health, ServingStatus::NotServing).await;
+    let lifecycle = Arc::new(Lifecycle::new(health, SERVICE_NAME));
 
     // The version in service is loaded before anything else starts: one that cannot be loaded
     // stops the server here, where its operator sees it.
     let holder = Arc::new(ModelHolder::default());
-    let watching = if noop {
-        None
-    } else {
-        let watcher = Watcher {
-            registry: Registry::new(models),
-            holder: holder.clone(),
-            metrics: metrics.clone(),
-            lifecycle: lifecycle.clone(),
-            interval: reload_interval,
-        };
-        Some(watcher.start().await.map_err(ServerError::ModelInService)?)
-    };
-
-    let prediction_log =
-        match &prediction_log {
-            Some(config) => Some(PredictionLog::open(config, metrics.clone()).map_err(
-                |source| ServerError::PredictionLog {
-                    path: config.path.clone(),
-                    source,
-                },
-            )?),
-            None => None,
-        };
+    let watching = Watcher {
+        registry: Registry::new(models),
+        holder: holder.clone(),
+        metrics: metrics.clone(),
+        lifecycle: lifecycle.clone(),
+        interval: reload_interval,
+    }
+    .start()
+    .await
+    .map_err(ServerError::ModelInService)?;
+    let prediction_log = open_prediction_log(prediction_log.as_ref(), &metrics)?;
 
     let auth = auth::BearerAuth::new(auth_token.as_deref());
-    // Reflection in both versions: grpcurl speaks v1, many tools (Python's grpcio-reflection,
-    // Postman) only v1alpha. Each lists both.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection()
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the descriptor sets compiled by build.rs and tonic are valid");
-    let reflection_v1alpha = reflection()
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the descriptor sets compiled by build.rs and tonic are valid");
-    let tls = match &tls {
-        Some(identity) => Some(tls::acceptor(identity).map_err(ServerError::Tls)?),
-        None => None,
-    };
+    let tls = tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(ServerError::Tls)?;
+    // One state for both protocols: the same model, auth, limits, metrics and log.
+    let shared = Arc::new(Shared {
+        holder,
+        metrics: metrics.clone(),
+        auth: auth.clone(),
+        predictions: prediction_log.as_ref().map(PredictionLog::sender),
+        max_batch,
+        max_message_bytes: max_message_bytes(max_batch),
+    });
+    let grpc = grpc_routes(health_service, &auth)
+        .add_service(LeadScoringService::new(shared.clone()))
+        .prepare();
+    let app = http::Dispatch::new(grpc, http::JsonApi::new(shared, stopped.clone()));
 
-    // HTTP/1.1 too: the JSON API's callers (CRM callouts) speak it.
-    let builder = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-        .timeout(REQUEST_TIMEOUT);
-    let routes = tonic::service::Routes::new(health_service)
-        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
-        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()));
-
-    let mut tasks = Vec::new();
     // The metrics endpoint stops last, after the prediction log is closed, so the final
     // written/dropped counts can still be scraped during the shutdown.
     let (stop_metrics, metrics_stopped) = watch::channel(false);
     let metrics_task = metrics_listener
         .map(|listener| tokio::spawn(metrics::serve(listener, metrics.clone(), metrics_stopped)));
-    // One state for both protocols: the same model, auth, limits, metrics and log.
-    let shared = Arc::new(Shared {
-        holder,
-        metrics: metrics.clone(),
-        auth,
-        predictions: prediction_log.as_ref().map(PredictionLog::sender),
-        max_batch,
-        max_message_bytes: max_message_bytes(max_batch),
-    });
-    let routes = if let Some(watching) = watching {
-        tasks.push(tokio::spawn(watching.run(stopped.clone())));
-        routes.add_service(LeadScoringService::new(shared.clone()))
-    } else {
-        routes.add_service(pb::lead_scoring_server::LeadScoringServer::new(noop::Noop))
-    };
-    let app = http::Dispatch::new(
-        routes.prepare(),
-        http::JsonApi::new(shared, stopped.clone()),
-    );
+    let watcher_task = tokio::spawn(watching.run(stopped));
 
-    let (draining, drain_started) = oneshot::channel();
-    let signal = {
-        let lifecycle = lifecycle.clone();
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            // From here on no reload swaps the model or turns health SERVING again.
-            lifecycle.shut_down().await;
-            // The reload watcher stops too.
-            let _ = stop.send(true);
-            tracing::info!("shutting down: finishing the calls in flight");
-            let _ = draining.send(());
-        }
-    };
+    let (signal, drain_started) = stop_serving_on(shutdown, lifecycle, stop.clone());
     let incoming = incoming::Incoming::new(listener, handshake_timeout);
-    let serving = async move {
-        match tls {
-            Some(acceptor) => {
-                let incoming = tls::TlsIncoming::new(incoming, acceptor, handshake_timeout);
-                builder
-                    .serve_with_incoming_shutdown(app, incoming, signal)
-                    .await
-            }
-            None => {
-                builder
-                    .serve_with_incoming_shutdown(app, incoming, signal)
-                    .await
-            }
-        }
-    };
-    let result = tokio::select! {
-        result = serving => result.map_err(ServerError::from),
-        () = async {
-            match drain_started.await {
-                Ok(()) => tokio::time::sleep(shutdown_grace).await,
-                Err(_) => std::future::pending().await,
-            }
-        } => {
-            tracing::warn!(grace = ?shutdown_grace, "calls still in flight after the shutdown grace period; stopping anyway");
-            Ok(())
-        }
-    };
+    let serving = serve(transport(), app, incoming, tls, handshake_timeout, signal);
+    let result = serve_with_grace(serving, drain_started, shutdown_grace).await;
     let _ = stop.send(true);
-    for task in tasks {
-        let _ = task.await;
-    }
-    if let Some(log) = prediction_log {
-        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
-        tracing::info!("prediction log closed");
-    }
+    let _ = watcher_task.await;
+    close_prediction_log(prediction_log).await;
     let _ = stop_metrics.send(true);
     if let Some(task) = metrics_task {
         let _ = task.await;
     }
     result
+}
+
+/// Sets the health of the whole server (`""`) and of `leadscore.v1.LeadScoring`.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
+fn open_prediction_log(
+    config: Option<&PredictionLogConfig>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<PredictionLog>, ServerError> {
+    config
+        .map(|config| {
+            PredictionLog::open(config, metrics.clone()).map_err(|source| {
+                ServerError::PredictionLog {
+                    path: config.path.clone(),
+                    source,
+                }
+            })
+        })
+        .transpose()
+}
+
+/// Writes out the predictions still queued (on a blocking thread: SQLite waits on the disk).
+async fn close_prediction_log(log: Option<PredictionLog>) {
+    if let Some(log) = log {
+        let _ = tokio::task::spawn_blocking(move || log.close(predlog::CLOSE_TIMEOUT)).await;
+        tracing::info!("prediction log closed");
+    }
+}
+
+/// The transport with the server's limits (streams and calls per connection, the per-call
+/// timeout), taking HTTP/1.1 as well as HTTP/2: the JSON API's callers (CRM callouts) speak it.
+pub fn transport() -> Server {
+    Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT)
+}
+
+/// Serves `service` on the connections of `incoming` until `signal` completes and the calls in
+/// flight finish: with an acceptor, over TLS (offering HTTP/2 and HTTP/1.1; each handshake
+/// within `handshake_timeout`), otherwise in the clear.
+pub async fn serve<S, B>(
+    server: Server,
+    service: S,
+    incoming: incoming::Incoming,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+    signal: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<StdError> + Send,
+    B: Body<Data = prost::bytes::Bytes> + Send + 'static,
+    B::Error: Into<StdError>,
+{
+    match tls {
+        Some(acceptor) => {
+            let incoming = tls::TlsIncoming::new(incoming, acceptor, handshake_timeout);
+            server
+                .serve_with_incoming_shutdown(service, incoming, signal)
+                .await
+        }
+        None => {
+            server
+                .serve_with_incoming_shutdown(service, incoming, signal)
+                .await
+        }
+    }
+}
+
+/// Health and server reflection, with the token on reflection. Reflection in both versions:
+/// grpcurl speaks v1, many tools (Python's grpcio-reflection, Postman) only v1alpha; each lists
+/// both.
+pub fn grpc_routes(health: HealthServer<impl Health>, auth: &auth::BearerAuth) -> Routes {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor sets compiled by build.rs and tonic are valid");
+    let v1alpha = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the descriptor sets compiled by build.rs and tonic are valid");
+    Routes::new(health)
+        .add_service(InterceptedService::new(v1, auth.clone()))
+        .add_service(InterceptedService::new(v1alpha, auth.clone()))
+}
+
+/// The shutdown as the transport sees it: `shutdown`, then health `NOT_SERVING`, the reload
+/// watcher stopped, and `drain_started` told that the grace period begins.
+fn stop_serving_on(
+    shutdown: impl Future<Output = ()>,
+    lifecycle: Arc<Lifecycle>,
+    stop: watch::Sender<bool>,
+) -> (impl Future<Output = ()>, oneshot::Receiver<()>) {
+    let (draining, drain_started) = oneshot::channel();
+    let signal = async move {
+        shutdown.await;
+        // From here on no reload swaps the model or turns health SERVING again.
+        lifecycle.shut_down().await;
+        let _ = stop.send(true);
+        tracing::info!("shutting down: finishing the calls in flight");
+        let _ = draining.send(());
+    };
+    (signal, drain_started)
+}
+
+/// Runs `serving` until it ends, or until `grace` after the drain started, whichever comes
+/// first.
+async fn serve_with_grace(
+    serving: impl Future<Output = Result<(), tonic::transport::Error>>,
+    drain_started: oneshot::Receiver<()>,
+    grace: Duration,
+) -> Result<(), ServerError> {
+    tokio::select! {
+        result = serving => result.map_err(ServerError::from),
+        () = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace = ?grace, "calls still in flight after the shutdown grace period; stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

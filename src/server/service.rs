@@ -8,13 +8,15 @@
 
 use super::auth::BearerAuth;
 use super::codec::ServerCodec;
-use super::convert::{invalid_field, invalid_value, score_response};
+use super::convert::{invalid_field, invalid_value, no_known_field, same_field, score_response};
 use super::holder::{ModelHolder, Served};
 use super::metrics::{Metrics, Protocol};
+use super::pb;
 use super::predlog::{Prediction, PredictionSender};
 use super::wire::{self, Embedded};
 use crate::encoder::{RawValue, echo_prefix};
-use crate::pb;
+use crate::model::Model;
+use crate::names::Claims;
 use prost::bytes::Bytes;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -200,40 +202,58 @@ pub const MAX_LEAD_ID_BYTES: usize = 256;
 /// Most names of unused fields listed in a lead's warning; the rest are only counted.
 const MAX_UNUSED_NAMES: usize = 16;
 
-/// Per-call buffers, reused for every lead of a batch (by the gRPC and the JSON paths).
+/// Per-call buffers, reused for every lead of a batch (by the gRPC and the JSON paths: both
+/// read a lead into one with [`Scratch::start`], [`Scratch::set`] and [`Scratch::unused`], then
+/// [`finish`] it, so they refuse and score alike).
 pub(crate) struct Scratch<'a> {
     /// The value of each model attribute, by attribute index.
     values: Vec<RawValue<'a>>,
+    /// The key that set each attribute's value: a second, different key denoting the same
+    /// attribute is refused (the same key again replaces, as protobuf maps do).
+    keys: Claims<&'a [u8]>,
     /// The first distinct names of fields the model does not use (at most
     /// [`MAX_UNUSED_NAMES`]): a request of a million unused entries must not become a warning
     /// listing a million names.
     unknown: Vec<&'a str>,
     /// Entries of unused fields beyond those listed in `unknown`.
     unknown_more: usize,
+    /// The first pair of keys denoting one field, and the field; reported once the whole lead
+    /// is read, so a malformed lead is refused as malformed whatever its keys.
+    twice: Option<(&'a [u8], &'a [u8], usize)>,
 }
 
 impl<'a> Scratch<'a> {
     pub(crate) fn new(attributes: usize) -> Scratch<'a> {
         Scratch {
             values: Vec::with_capacity(attributes),
+            keys: Claims::default(),
             unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
             unknown_more: 0,
+            twice: None,
         }
     }
 
-    /// Empties the buffers for the next lead: every attribute missing, no unused field.
+    /// Empties the buffers for the next lead of a model with `attributes` attributes.
     pub(crate) fn start(&mut self, attributes: usize) {
         self.values.clear();
         self.values.resize(attributes, RawValue::Missing);
+        self.keys.start(attributes);
         self.unknown.clear();
         self.unknown_more = 0;
+        self.twice = None;
     }
 
-    /// Sets the value of attribute `index` (an index of the model's encoder).
-    pub(crate) fn set(&mut self, index: usize, value: RawValue<'a>) {
+    /// `key` (which denotes attribute `index`) holds `value`.
+    pub(crate) fn set(&mut self, index: usize, key: &'a [u8], value: RawValue<'a>) {
+        if let Err(earlier) = self.keys.claim(index, key)
+            && self.twice.is_none()
+        {
+            self.twice = Some((earlier, key, index));
+        }
         self.values[index] = value;
     }
 
+    /// `name` denotes no attribute of the model.
     pub(crate) fn unused(&mut self, name: &'a str) {
         if self.unknown.contains(&name) {
             return;
@@ -342,7 +362,7 @@ pub fn score_lead_with(
     explain: u32,
 ) -> Result<pb::ScoreLeadResponse, Status> {
     let mut scratch = Scratch::new(served.encoder().attributes.len());
-    score_one(served, lead, explain, &mut scratch).map_err(|e| e.into_status("lead"))
+    score_one(served, lead, explain, &mut scratch).map_err(|e| e.into_status("lead", served))
 }
 
 /// The results of `ScoreLeads` for the request's `leads` (read by
@@ -356,24 +376,40 @@ pub fn score_leads_with(
     let mut results = Vec::with_capacity(leads.len());
     for (i, &lead) in leads.iter().enumerate() {
         let response = score_one(served, Embedded::Once(lead), explain, &mut scratch)
-            .map_err(|e| e.into_status(&format!("leads[{i}]")))?;
+            .map_err(|e| e.into_status(&format!("leads[{i}]"), served))?;
         results.push(response);
     }
     Ok(results)
 }
 
 /// Why one lead could not be scored.
-enum LeadError {
+pub(crate) enum LeadError {
     Wire(wire::WireError),
     Value(crate::encoder::ValueError),
     /// The lead id is longer than [`MAX_LEAD_ID_BYTES`]; its length in bytes.
     LeadIdTooLong(usize),
+    /// Two different keys denote the same model field: the keys, in message order, and the field.
+    SameField {
+        first: String,
+        second: String,
+        field: String,
+    },
+    /// No key denotes a model field; whether the lead had any fields at all.
+    NoKnownField {
+        empty: bool,
+    },
 }
 
 impl LeadError {
     /// `lead_path` locates the lead in the request: `lead` or `leads[3]`.
-    fn into_status(self, lead_path: &str) -> Status {
+    pub(crate) fn into_status(self, lead_path: &str, model: &Model) -> Status {
         match self {
+            LeadError::SameField {
+                first,
+                second,
+                field,
+            } => same_field(lead_path, &first, &second, &field),
+            LeadError::NoKnownField { empty } => no_known_field(lead_path, empty, model),
             LeadError::Wire(e) => Status::invalid_argument(format!("{lead_path}: {e}")),
             LeadError::Value(e) => invalid_value(lead_path, e),
             LeadError::LeadIdTooLong(bytes) => invalid_field(
@@ -392,32 +428,48 @@ fn score_one<'a>(
     scratch: &mut Scratch<'a>,
 ) -> Result<pb::ScoreLeadResponse, LeadError> {
     scratch.start(served.encoder().attributes.len());
+    let fields = served.model.fields();
     let lead_id = wire::lead(lead, |name, value| {
-        match served.fields.get(name) {
-            Some(i) => scratch.values[i] = wire::field_value(value)?,
+        match fields.get(name) {
+            Some(i) => scratch.set(i, name, wire::field_value(value)?),
             None => scratch.unused(wire::name(name)?),
         }
         Ok(())
     })
     .map_err(LeadError::Wire)?;
-    if lead_id.len() > MAX_LEAD_ID_BYTES {
-        return Err(LeadError::LeadIdTooLong(lead_id.len()));
-    }
-    score_scratch(served, lead_id, explain, scratch).map_err(LeadError::Value)
+    finish(served, lead_id, explain, scratch)
 }
 
-/// Scores the values gathered in `scratch` (by [`Scratch::start`], [`Scratch::set`] and
-/// [`Scratch::unused`]): the one step every serving path (gRPC, JSON) ends with, so they give the
-/// same numbers and warnings.
-pub(crate) fn score_scratch(
+/// The answer for the lead read into `scratch`, or its refusal: the step every serving path
+/// (gRPC, JSON) ends a lead with, so they refuse alike and give the same numbers and warnings.
+pub(crate) fn finish(
     served: &Served,
     lead_id: &str,
     explain: u32,
     scratch: &Scratch<'_>,
-) -> Result<pb::ScoreLeadResponse, crate::encoder::ValueError> {
+) -> Result<pb::ScoreLeadResponse, LeadError> {
     let model = &served.model;
-    let explain = (explain as usize).min(model.encoder().attributes.len());
-    let scored = model.score(|i| scratch.values[i], explain)?;
+    let attributes = model.encoder().attributes.len();
+    if lead_id.len() > MAX_LEAD_ID_BYTES {
+        return Err(LeadError::LeadIdTooLong(lead_id.len()));
+    }
+    if let Some((first, second, i)) = scratch.twice {
+        // Both keys denote a field, so both are UTF-8 (lossy changes nothing).
+        return Err(LeadError::SameField {
+            first: String::from_utf8_lossy(first).into_owned(),
+            second: String::from_utf8_lossy(second).into_owned(),
+            field: model.fields().names()[i].clone(),
+        });
+    }
+    if scratch.keys.none() && attributes > 0 {
+        return Err(LeadError::NoKnownField {
+            empty: scratch.unknown.is_empty(),
+        });
+    }
+    let explain = (explain as usize).min(attributes);
+    let scored = model
+        .score(|i| scratch.values[i], explain)
+        .map_err(LeadError::Value)?;
     // One warning for all of them: a CRM sending its whole record would otherwise get a line
     // per unused column on every lead.
     let warnings = scratch

@@ -21,9 +21,9 @@ pub mod types;
 
 use super::holder::Served;
 use super::metrics::Protocol;
-use super::service::{MAX_LEAD_ID_BYTES, Scratch, Shared, score_scratch};
-use crate::pb;
+use super::service::{Scratch, Shared, finish};
 use crate::schema::Kind;
+use crate::server::pb;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use prost::bytes::Bytes;
 use std::convert::Infallible;
@@ -36,6 +36,7 @@ use tonic::body::Body;
 use tonic::codegen::http::{HeaderValue, Request, Response, StatusCode, header};
 use tonic::codegen::{BoxFuture, Service};
 use tonic::service::Routes;
+use tonic_types::StatusExt;
 
 /// Every route of the JSON API: method, path, the gRPC method it stands for (for metrics), and
 /// what it does. The OpenAPI document and the router are both built from this table.
@@ -151,6 +152,22 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+        }
+    }
+
+    /// The JSON form of a lead's refusal as the gRPC path words it: the same message and
+    /// field, less gRPC's `lead.` (a single-lead JSON body is the lead itself).
+    fn from_lead_status(status: tonic::Status) -> ApiError {
+        let unprefixed = |text: &str| text.strip_prefix("lead.").unwrap_or(text).to_string();
+        let field = status
+            .get_details_bad_request()
+            .and_then(|request| request.field_violations.into_iter().next())
+            .map(|violation| unprefixed(&violation.field));
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: status.code(),
+            message: unprefixed(status.message()),
+            field,
         }
     }
 
@@ -380,8 +397,7 @@ impl JsonApi {
                 let (lead, explain) = parse::score_lead(&body)?;
                 let model = shared.model().map_err(ApiError::from_status)?;
                 let mut scratch = Scratch::new(model.encoder().attributes.len());
-                let mut keys = Vec::new();
-                let response = score_lead(&model, &lead, explain, "", &mut scratch, &mut keys)?;
+                let response = score_lead(&model, &lead, explain, "lead", &mut scratch)?;
                 shared.served(&model, std::slice::from_ref(&response));
                 let answer = types::score_lead_response(response, |f| numeric(&model, f));
                 Ok(json_response(StatusCode::OK, &answer))
@@ -391,18 +407,10 @@ impl JsonApi {
                 let (leads, explain) = parse::score_leads(&body, shared.max_batch)?;
                 let model = shared.model().map_err(ApiError::from_status)?;
                 let mut scratch = Scratch::new(model.encoder().attributes.len());
-                let mut keys = Vec::new();
                 let mut results = Vec::with_capacity(leads.len());
                 for (i, lead) in leads.iter().enumerate() {
-                    let prefix = format!("leads[{i}].");
-                    results.push(score_lead(
-                        &model,
-                        lead,
-                        explain,
-                        &prefix,
-                        &mut scratch,
-                        &mut keys,
-                    )?);
+                    let path = format!("leads[{i}]");
+                    results.push(score_lead(&model, lead, explain, &path, &mut scratch)?);
                 }
                 shared.served(&model, &results);
                 let answer = types::ScoreLeadsResponse {
@@ -417,62 +425,34 @@ impl JsonApi {
     }
 }
 
-/// The attribute a field name means. This is the one place the JSON path asks it, so it
-/// follows the gRPC path's rule by construction.
-fn attribute_of(served: &Served, name: &str) -> Option<usize> {
-    served.fields.get(name.as_bytes())
-}
-
 fn numeric(served: &Served, field: &str) -> bool {
-    attribute_of(served, field)
+    served
+        .model
+        .fields()
+        .get(field.as_bytes())
         .is_some_and(|i| served.encoder().attributes[i].kind() == Kind::Numeric)
 }
 
-/// Scores one JSON lead; `prefix` locates it in the request (`""`, `leads[3].`). `keys` is a
-/// buffer (per attribute, the key that set it), reused across a batch.
+/// Scores one JSON lead; `lead_path` locates it as gRPC does (`lead`, `leads[3]`). Field names
+/// are matched by the model's one rule ([`crate::names`]), and the lead is finished and refused
+/// by the gRPC path's own step ([`finish`]).
 fn score_lead<'a>(
     served: &Served,
     lead: &'a parse::Lead<'a>,
     explain: u32,
-    prefix: &str,
+    lead_path: &str,
     scratch: &mut Scratch<'a>,
-    keys: &mut Vec<Option<&'a str>>,
 ) -> Result<pb::ScoreLeadResponse, ApiError> {
-    let attributes = served.encoder().attributes.len();
-    scratch.start(attributes);
-    keys.clear();
-    keys.resize(attributes, None);
+    scratch.start(served.encoder().attributes.len());
+    let fields = served.model.fields();
     for (name, value) in &lead.fields {
-        match attribute_of(served, name) {
-            Some(i) => {
-                if let Some(earlier) = keys[i] {
-                    return Err(ApiError::invalid(
-                        format!("{prefix}fields[{}]", echo(name)),
-                        format!(
-                            "keys \"{}\" and \"{}\" both name the attribute \"{}\"; send one",
-                            echo(earlier),
-                            echo(name),
-                            served.encoder().attributes[i].name
-                        ),
-                    ));
-                }
-                keys[i] = Some(name);
-                scratch.set(i, value.raw());
-            }
+        match fields.get(name.as_bytes()) {
+            Some(i) => scratch.set(i, name.as_bytes(), value.raw()),
             None => scratch.unused(name),
         }
     }
-    if lead.lead_id.len() > MAX_LEAD_ID_BYTES {
-        return Err(ApiError::invalid(
-            format!("{prefix}lead_id"),
-            format!(
-                "{} bytes long; at most {MAX_LEAD_ID_BYTES} bytes are accepted",
-                lead.lead_id.len()
-            ),
-        ));
-    }
-    score_scratch(served, &lead.lead_id, explain, scratch)
-        .map_err(|e| ApiError::invalid(format!("{prefix}fields[{}]", e.field), e.message))
+    finish(served, &lead.lead_id, explain, scratch)
+        .map_err(|e| ApiError::from_lead_status(e.into_status(lead_path, &served.model)))
 }
 
 /// Client text in a message: at most 64 characters, then `…`.

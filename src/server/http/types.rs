@@ -9,7 +9,7 @@
 //! without a 64-bit format (see [`super::openapi`]).
 
 use crate::encoder::MISSING_LEVEL;
-use crate::pb;
+use crate::server::pb;
 use schemars::JsonSchema;
 use serde::Serialize;
 

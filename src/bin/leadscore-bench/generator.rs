@@ -1,18 +1,18 @@
-//! The load generator behind `leadscore bench`, in the spirit of `redis-benchmark`.
+//! The load generator behind `leadscore-bench load`, in the spirit of `redis-benchmark`.
 //!
 //! Closed loop: `concurrency` workers each send a call, wait for its answer, and send the next.
 //! Every request is encoded from the CSV before the clock starts and sent as bytes, and answers
 //! are not decoded, so the client spends its time on the transport, not on protobuf. Calls that
 //! start during the warm-up are not counted.
 //!
-//! The same workload can be run against a second server, the ceiling (`leadscore serve
-//! --noop`): the real server's throughput as a share of it says how much scoring costs on top
+//! The same workload can be run against a second server, the ceiling (`leadscore-bench
+//! ceiling`): the real server's throughput as a share of it says how much scoring costs on top
 //! of gRPC and prost.
 
-use super::codec::RawCodec;
-use crate::data::{Table, read_csv};
-use crate::pb;
-use crate::schema::parse_number;
+use leadscore::data::{DataError, Table, read_csv};
+use leadscore::schema::parse_number;
+use leadscore::server::codec::RawCodec;
+use leadscore::server::pb;
 use prost::Message;
 use prost::bytes::Bytes;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct BenchConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] DataError),
     #[error("{0}")]
     Config(String),
     #[error("cannot connect to {target}: {source}")]
@@ -215,24 +215,7 @@ pub async fn measure(
     config: &BenchConfig,
     server_pid: Option<u32>,
 ) -> Result<Measurement, BenchError> {
-    let mut channels = Vec::new();
-    for _ in 0..config.connections.max(1) {
-        let endpoint = Endpoint::from_shared(target.to_string())
-            .map_err(|source| BenchError::Connect {
-                target: target.to_string(),
-                source,
-            })?
-            .tcp_nodelay(true);
-        channels.push(
-            endpoint
-                .connect()
-                .await
-                .map_err(|source| BenchError::Connect {
-                    target: target.to_string(),
-                    source,
-                })?,
-        );
-    }
+    let channels = connect(target, config.connections.max(1)).await?;
     let token = match &config.auth_token {
         Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
             BenchError::Config(
@@ -289,6 +272,22 @@ pub async fn measure(
         p99: at(0.99),
         server_cpu,
     })
+}
+
+/// `connections` HTTP/2 connections to `target`.
+async fn connect(target: &str, connections: usize) -> Result<Vec<Channel>, BenchError> {
+    let error = |source| BenchError::Connect {
+        target: target.to_string(),
+        source,
+    };
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        let endpoint = Endpoint::from_shared(target.to_string())
+            .map_err(error)?
+            .tcp_nodelay(true);
+        channels.push(endpoint.connect().await.map_err(error)?);
+    }
+    Ok(channels)
 }
 
 struct WorkerStats {

@@ -1,6 +1,8 @@
-use super::{print, split_list};
-use crate::server::bench::{BenchConfig, Measurement, measure, workload};
+//! `leadscore-bench load`: flags, rounds alternating target and ceiling, and the report.
+
+use crate::generator::{BenchConfig, Measurement, Workload, measure, workload};
 use anyhow::Context;
+use leadscore::cli::{print, split_list};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,16 +13,16 @@ use std::time::Duration;
 #[command(
     after_help = "Example (2 cores: server on core 0, client on core 1):\n  \
     taskset -c 0 leadscore serve --models models &\n  \
-    taskset -c 0 leadscore serve --noop --addr 127.0.0.1:50052 &\n  \
-    taskset -c 1 leadscore bench --data leads.csv --id lead_id --exclude converted \\\n    \
+    taskset -c 0 leadscore-bench ceiling --addr 127.0.0.1:50052 &\n  \
+    taskset -c 1 leadscore-bench load --data leads.csv --id lead_id --exclude converted \\\n    \
       --concurrency 64 --ceiling http://127.0.0.1:50052\n\n\
     Requests are encoded before the clock starts; answers are not decoded. See BENCHMARKS.md."
 )]
-pub struct BenchArgs {
+pub struct LoadArgs {
     /// Server under test.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     target: String,
-    /// No-op ceiling server (`leadscore serve --noop`), measured after the target.
+    /// No-op ceiling server (`leadscore-bench ceiling`), measured after the target.
     #[arg(long)]
     ceiling: Option<String>,
     /// CSV of leads to send (every column except --id and --exclude becomes a field).
@@ -61,24 +63,38 @@ pub struct BenchArgs {
     server_pids: Vec<u32>,
 }
 
-/// The round with the median throughput (its latencies are reported with it).
-fn median<'a>(measurements: &[&'a Measurement]) -> &'a Measurement {
-    let mut sorted = measurements.to_vec();
-    sorted.sort_by(|a, b| a.calls_per_second().total_cmp(&b.calls_per_second()));
-    sorted[sorted.len() / 2]
+/// One round: the target's figures, then the ceiling's (when there is one).
+type Round = (Measurement, Option<Measurement>);
+
+pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let config = config(&args)?;
+    let work = Arc::new(workload(&config)?);
+    errln!("{}", describe(&config, &work));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let rounds = runtime.block_on(measure_rounds(&config, work, &args))?;
+    print(&report(&rounds))?;
+    for m in rounds.iter().flat_map(|(t, c)| std::iter::once(t).chain(c)) {
+        if let Some(error) = &m.first_error {
+            anyhow::bail!("{} calls to {} failed; first: {error}", m.errors, m.target);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+fn config(args: &LoadArgs) -> anyhow::Result<BenchConfig> {
     let seconds = |flag: &str, v: f64| {
         Duration::try_from_secs_f64(v)
             .ok()
             .with_context(|| format!("--{flag} must be a number of seconds, not {v}"))
     };
-    let config = BenchConfig {
-        target: args.target,
-        ceiling: args.ceiling,
-        data: args.data,
-        id_column: args.id,
+    Ok(BenchConfig {
+        target: args.target.clone(),
+        ceiling: args.ceiling.clone(),
+        data: args.data.clone(),
+        id_column: args.id.clone(),
         exclude: split_list(&args.exclude),
         concurrency: args.concurrency as usize,
         connections: args.connections as usize,
@@ -87,13 +103,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         warmup: seconds("warmup", args.warmup)?,
         duration: seconds("duration", args.duration)?,
         auth_token: std::env::var("LEADSCORE_AUTH_TOKEN").ok(),
-    };
-    let work = Arc::new(workload(&config)?);
+    })
+}
+
+/// The line saying what is about to be measured.
+fn describe(config: &BenchConfig, work: &Workload) -> String {
     let method = match config.batch {
         None => "ScoreLead".to_string(),
         Some(n) => format!("ScoreLeads × {n}"),
     };
-    eprintln!(
+    format!(
         "{method}, concurrency {}, {} connection(s), explain {}, {} distinct requests of ~{} \
          bytes, {} fields per lead; {:.0} s warm-up + {:.0} s per server and round; target {}{}",
         config.concurrency,
@@ -109,24 +128,53 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .ceiling
             .as_ref()
             .map_or(String::new(), |c| format!(", ceiling {c}"))
+    )
+}
+
+async fn measure_rounds(
+    config: &BenchConfig,
+    work: Arc<Workload>,
+    args: &LoadArgs,
+) -> anyhow::Result<Vec<Round>> {
+    let pid = |i: usize| args.server_pids.get(i).copied();
+    let mut rounds = Vec::new();
+    for _ in 0..args.rounds {
+        let target = measure(&config.target, work.clone(), config, pid(0)).await?;
+        let ceiling = match &config.ceiling {
+            Some(address) => Some(measure(address, work.clone(), config, pid(1)).await?),
+            None => None,
+        };
+        rounds.push((target, ceiling));
+    }
+    Ok(rounds)
+}
+
+/// The round with the median throughput (its latencies are reported with it).
+fn median<'a>(measurements: &[&'a Measurement]) -> &'a Measurement {
+    let mut sorted = measurements.to_vec();
+    sorted.sort_by(|a, b| a.calls_per_second().total_cmp(&b.calls_per_second()));
+    sorted[sorted.len() / 2]
+}
+
+/// One line of the table.
+fn line(out: &mut String, round: &str, name: &str, m: &Measurement) {
+    outln!(
+        out,
+        "{:<6} {:<10} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7} {:>12}",
+        round,
+        name,
+        m.calls_per_second(),
+        m.leads_per_second(),
+        m.p50.as_secs_f64() * 1e3,
+        m.p99.as_secs_f64() * 1e3,
+        m.errors,
+        m.calls_per_cpu_second()
+            .map_or("-".to_string(), |c| format!("{:.1}", 1e6 / c))
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let rounds = runtime.block_on(async {
-        let mut rounds = Vec::new();
-        for _ in 0..args.rounds {
-            let pid = |i: usize| args.server_pids.get(i).copied();
-            let target = measure(&config.target, work.clone(), &config, pid(0)).await?;
-            let ceiling = match &config.ceiling {
-                Some(address) => Some(measure(address, work.clone(), &config, pid(1)).await?),
-                None => None,
-            };
-            rounds.push((target, ceiling));
-        }
-        anyhow::Ok(rounds)
-    })?;
+}
+
+/// The table of rounds and medians, then the target's share of the ceiling.
+fn report(rounds: &[Round]) -> String {
     let mut out = String::new();
     outln!(
         out,
@@ -140,21 +188,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "errors",
         "cpu µs/call"
     );
-    let line = |out: &mut String, round: &str, name: &str, m: &Measurement| {
-        outln!(
-            out,
-            "{:<6} {:<10} {:>11.0} {:>11.0} {:>9.3} {:>9.3} {:>7} {:>12}",
-            round,
-            name,
-            m.calls_per_second(),
-            m.leads_per_second(),
-            m.p50.as_secs_f64() * 1e3,
-            m.p99.as_secs_f64() * 1e3,
-            m.errors,
-            m.calls_per_cpu_second()
-                .map_or("-".to_string(), |c| format!("{:.1}", 1e6 / c))
-        );
-    };
     for (i, (target, ceiling)) in rounds.iter().enumerate() {
         line(&mut out, &(i + 1).to_string(), "leadscore", target);
         if let Some(ceiling) = ceiling {
@@ -198,11 +231,5 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             100.0 * t / c
         );
     }
-    print(&out)?;
-    for m in rounds.iter().flat_map(|(t, c)| std::iter::once(t).chain(c)) {
-        if let Some(error) = &m.first_error {
-            anyhow::bail!("{} calls to {} failed; first: {error}", m.errors, m.target);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    out
 }

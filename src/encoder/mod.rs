@@ -1,0 +1,225 @@
+//! The feature encoder: one lead's attribute values → the numeric vector the model multiplies.
+//!
+//! Architecture invariant: this is the only code that turns attribute values into features.
+//! Training (column by column over a CSV), batch scoring (row by row over a CSV) and the gRPC
+//! server (from protobuf values) all call [`Attribute::encode`], so they cannot disagree.
+//!
+//! Encodings (the fitted parameters are stored in the model artifact):
+//! - numeric: `(x - mean) / scale`, the value first clamped to the training range; a missing
+//!   value becomes the mean (0) plus a missing indicator column (when training saw missing
+//!   values);
+//! - boolean: 1/0; missing becomes the training share of yes plus a missing indicator;
+//! - categorical: one column per level (labels compared case- and space-insensitively), one for
+//!   the pooled rare levels (also used for labels never seen in training) and one for missing.
+//!
+//! This file holds the types, which are also the artifact's `encoder` section (their serde
+//! names and order are the model.json format); `fit` learns them from training columns once
+//! per training, and `encode` applies them to every value scored, the hot path.
+
+mod encode;
+mod fit;
+#[cfg(test)]
+mod tests;
+
+pub use encode::{ECHO_CHARS, Quoted, echo_prefix, encode_table, format_number};
+pub use fit::EncoderOptions;
+
+use crate::schema::{Kind, MissingTokens};
+use serde::{Deserialize, Serialize};
+
+/// A value as it arrives: a CSV cell is text, a gRPC field may be any of these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RawValue<'a> {
+    Missing,
+    Text(&'a str),
+    Number(f64),
+    Flag(bool),
+}
+
+/// A value that cannot be used, naming the field (attribute) it belongs to.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field {field:?}: {message}")]
+pub struct ValueError {
+    pub field: String,
+    pub message: String,
+}
+
+/// How the encoder read one value, for explanations and warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// Missing, imputed.
+    Missing,
+    Number(f64),
+    Flag(bool),
+    /// A known category level (index into `levels`).
+    Level(usize),
+    /// Pooled with the rare levels; `unseen` when training never saw this label at all.
+    Other {
+        label: String,
+        unseen: bool,
+    },
+}
+
+/// Closure rate of the training leads that shared a value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateStat {
+    pub leads: u64,
+    pub wins: u64,
+}
+
+impl RateStat {
+    pub fn rate(&self) -> Option<f64> {
+        (self.leads > 0).then(|| self.wins as f64 / self.leads as f64)
+    }
+}
+
+/// How one attribute (CSV column) is encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoding {
+    Numeric {
+        mean: f64,
+        scale: f64,
+        min: f64,
+        max: f64,
+        missing_indicator: bool,
+        /// Upper edges of the training quintiles (4 edges), for "leads like this closed at".
+        quintile_edges: Vec<f64>,
+        /// Closure rate per quintile (5 entries).
+        quintile_rates: Vec<RateStat>,
+        missing_rate: RateStat,
+    },
+    Boolean {
+        /// Share of yes among training values: the imputation for a missing value.
+        share_true: f64,
+        missing_indicator: bool,
+        /// Closure rate of no, yes.
+        rates: [RateStat; 2],
+        missing_rate: RateStat,
+    },
+    Categorical {
+        /// Kept levels, normalised, most frequent first.
+        levels: Vec<String>,
+        /// Closure rate per kept level.
+        level_rates: Vec<RateStat>,
+        /// Labels seen in training but pooled as rare (at most [`MAX_POOLED_LABELS`]), so that
+        /// only labels never seen are reported as unseen.
+        #[serde(default)]
+        pooled: Vec<String>,
+        other_rate: RateStat,
+        missing_rate: RateStat,
+    },
+}
+
+/// One attribute of a lead and the encoded columns it owns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribute {
+    /// The CSV column name, as the CRM spells it (also the gRPC field name).
+    pub name: String,
+    /// First encoded column this attribute owns.
+    pub offset: usize,
+    pub encoding: Encoding,
+}
+
+pub const OTHER_LEVEL: &str = "(other)";
+/// Pooled labels remembered per attribute; past this, a pooled label reads as unseen.
+pub const MAX_POOLED_LABELS: usize = 1000;
+pub const MISSING_LEVEL: &str = "(missing)";
+
+impl Attribute {
+    pub fn kind(&self) -> Kind {
+        match self.encoding {
+            Encoding::Numeric { .. } => Kind::Numeric,
+            Encoding::Boolean { .. } => Kind::Boolean,
+            Encoding::Categorical { .. } => Kind::Categorical,
+        }
+    }
+
+    /// Number of encoded columns.
+    pub fn width(&self) -> usize {
+        match &self.encoding {
+            Encoding::Numeric {
+                missing_indicator, ..
+            }
+            | Encoding::Boolean {
+                missing_indicator, ..
+            } => 1 + *missing_indicator as usize,
+            Encoding::Categorical { levels, .. } => {
+                levels.len()
+                    + self.other_slot().is_some() as usize
+                    + self.missing_slot().is_some() as usize
+            }
+        }
+    }
+
+    /// Names of the encoded columns, e.g. `Lead Source=google`, `TotalVisits (missing)`.
+    pub fn column_names(&self) -> Vec<String> {
+        match &self.encoding {
+            Encoding::Numeric {
+                missing_indicator, ..
+            }
+            | Encoding::Boolean {
+                missing_indicator, ..
+            } => {
+                let mut names = vec![self.name.clone()];
+                if *missing_indicator {
+                    names.push(format!("{} {MISSING_LEVEL}", self.name));
+                }
+                names
+            }
+            Encoding::Categorical { levels, .. } => levels
+                .iter()
+                .map(String::as_str)
+                .chain(self.other_slot().map(|_| OTHER_LEVEL))
+                .chain(self.missing_slot().map(|_| MISSING_LEVEL))
+                .map(|level| format!("{}={level}", self.name))
+                .collect(),
+        }
+    }
+
+    /// Column of the pooled rare levels: only when training saw such leads. Without it, a
+    /// label never seen in training sets no column, which is what a zero weight would do.
+    pub fn other_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels, other_rate, ..
+            } if other_rate.leads > 0 => Some(levels.len()),
+            _ => None,
+        }
+    }
+
+    /// Column of missing values: only when training saw missing values.
+    pub fn missing_slot(&self) -> Option<usize> {
+        match &self.encoding {
+            Encoding::Categorical {
+                levels,
+                other_rate,
+                missing_rate,
+                ..
+            } if missing_rate.leads > 0 => Some(levels.len() + (other_rate.leads > 0) as usize),
+            _ => None,
+        }
+    }
+}
+
+/// All attributes of a model, in encoded-column order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureEncoder {
+    /// Cell values read as missing (defaults plus `--na`).
+    pub missing_tokens: MissingTokens,
+    pub attributes: Vec<Attribute>,
+}
+
+impl FeatureEncoder {
+    /// Total encoded columns.
+    pub fn width(&self) -> usize {
+        self.attributes.iter().map(Attribute::width).sum()
+    }
+
+    pub fn column_names(&self) -> Vec<String> {
+        self.attributes
+            .iter()
+            .flat_map(Attribute::column_names)
+            .collect()
+    }
+}

@@ -1,0 +1,233 @@
+//! Unit tests of fitting and encoding together: most encodings are checked by fitting a
+//! column and encoding values with the result.
+
+use super::encode::{level_index, normalised_eq};
+use super::*;
+use crate::data::TextColumn;
+use crate::schema::{Kind, MissingTokens, normalise_category};
+
+#[test]
+fn echoed_text_is_cut_after_64_characters_on_a_character_boundary() {
+    assert_eq!(Quoted("teal").to_string(), "\"teal\"");
+    assert_eq!(Quoted("a\"b").to_string(), format!("{:?}", "a\"b"));
+    let exact = "é".repeat(ECHO_CHARS);
+    assert_eq!(Quoted(&exact).to_string(), format!("{exact:?}"));
+    let long = "é".repeat(8 << 20); // 16 MiB of two-byte characters
+    let shown = Quoted(&long).to_string();
+    assert_eq!(shown, format!("{exact:?}… ({} bytes)", 16 << 20));
+    assert_eq!(echo_prefix(&long), (exact.as_str(), true));
+}
+
+fn column(cells: &[&str]) -> TextColumn {
+    let mut c = TextColumn::default();
+    for cell in cells {
+        c.push(cell);
+    }
+    c
+}
+
+fn fit_one(kind: Kind, cells: &[&str], won: &[bool], min_level_count: usize) -> Attribute {
+    let col = column(cells);
+    let rows: Vec<usize> = (0..cells.len()).collect();
+    let options = EncoderOptions {
+        min_level_count,
+        max_levels: 100,
+    };
+    let enc = FeatureEncoder::fit(
+        [("x", kind, &col)],
+        &rows,
+        won,
+        &MissingTokens::default(),
+        &options,
+    )
+    .unwrap();
+    enc.attributes.into_iter().next().unwrap()
+}
+
+fn encode(a: &Attribute, v: RawValue<'_>) -> Result<(Vec<f64>, Reading), ValueError> {
+    let mut out = vec![9.0; a.width()];
+    let r = a.encode(v, &MissingTokens::default(), &mut out)?;
+    Ok((out, r))
+}
+
+#[test]
+fn numeric_standardises_imputes_and_flags_missing() {
+    let a = fit_one(
+        Kind::Numeric,
+        &["1", "3", "", "5"],
+        &[false, true, true, false],
+        1,
+    );
+    let Encoding::Numeric { mean, scale, .. } = a.encoding else {
+        panic!()
+    };
+    assert_eq!(mean, 3.0);
+    assert!((scale - (8.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    assert_eq!(encode(&a, RawValue::Text("3")).unwrap().0, [0.0, 0.0]);
+    assert_eq!(encode(&a, RawValue::Text("NA")).unwrap().0, [0.0, 1.0]);
+    // Clamped to the training range [1, 5].
+    let (high, _) = encode(&a, RawValue::Number(1e9)).unwrap();
+    assert!((high[0] - 2.0 / scale).abs() < 1e-12);
+    let err = encode(&a, RawValue::Text("abc")).unwrap_err();
+    assert_eq!(err.field, "x");
+    assert!(encode(&a, RawValue::Number(f64::NAN)).is_err());
+    assert!(encode(&a, RawValue::Number(f64::INFINITY)).is_err());
+}
+
+#[test]
+fn categorical_pools_rare_levels_and_normalises_case() {
+    let cells = ["Google", "google ", "GOOGLE", "Email", "email", "Fax", ""];
+    let won = [true, false, true, false, false, true, false];
+    let a = fit_one(Kind::Categorical, &cells, &won, 2);
+    let Encoding::Categorical {
+        levels,
+        level_rates,
+        other_rate,
+        missing_rate,
+        pooled,
+    } = &a.encoding
+    else {
+        panic!()
+    };
+    assert_eq!(levels, &["google", "email"]);
+    assert_eq!(pooled, &["fax"]);
+    assert_eq!(level_rates[0], RateStat { leads: 3, wins: 2 });
+    assert_eq!(*other_rate, RateStat { leads: 1, wins: 1 });
+    assert_eq!(*missing_rate, RateStat { leads: 1, wins: 0 });
+    assert_eq!(
+        encode(&a, RawValue::Text("  GooGle ")).unwrap().0,
+        [1.0, 0.0, 0.0, 0.0]
+    );
+    let (v, r) = encode(&a, RawValue::Text("carrier pigeon")).unwrap();
+    assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
+    assert!(matches!(r, Reading::Other { unseen: true, .. }));
+    let (v, r) = encode(&a, RawValue::Text("FAX")).unwrap();
+    assert_eq!(v, [0.0, 0.0, 1.0, 0.0]);
+    assert!(
+        matches!(r, Reading::Other { unseen: false, .. }),
+        "fax was seen, pooled"
+    );
+    assert_eq!(
+        encode(&a, RawValue::Missing).unwrap().0,
+        [0.0, 0.0, 0.0, 1.0]
+    );
+}
+
+#[test]
+fn normalised_comparison_agrees_with_normalising() {
+    let raws = [
+        "Google",
+        " google  ",
+        "GOO gle",
+        "goo  gle",
+        "",
+        "  ",
+        "İstanbul",
+        "ß",
+        "Olark Chat",
+        "olark chat ",
+        "olark\tchat",
+        "olark",
+        "olark chatx",
+        "ΣΑΣ",
+    ];
+    let levels = [
+        "google",
+        "goo gle",
+        "",
+        "olark chat",
+        "i̇stanbul",
+        "ß",
+        "σασ",
+        "olark",
+    ];
+    for raw in raws
+        .iter()
+        .chain(&["GOOGLE", "Olark  Chat", "olark chat", " olark chat"])
+    {
+        for level in levels {
+            assert_eq!(
+                normalised_eq(raw, level),
+                normalise_category(raw) == level,
+                "{raw:?} vs {level:?}"
+            );
+        }
+        let owned: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            level_index(&owned, raw),
+            levels.iter().position(|&l| normalise_category(raw) == l),
+            "{raw:?}"
+        );
+    }
+}
+
+#[test]
+fn categorical_has_no_columns_for_what_training_never_saw() {
+    let a = fit_one(
+        Kind::Categorical,
+        &["a", "b", "a"],
+        &[true, false, false],
+        1,
+    );
+    assert_eq!(a.column_names(), ["x=a", "x=b"]);
+    let (v, r) = encode(&a, RawValue::Text("zebra")).unwrap();
+    assert_eq!(v, [0.0, 0.0]);
+    assert!(matches!(r, Reading::Other { unseen: true, .. }));
+    assert_eq!(
+        encode(&a, RawValue::Missing).unwrap(),
+        (vec![0.0, 0.0], Reading::Missing)
+    );
+}
+
+#[test]
+fn boolean_reads_flags_text_and_numbers() {
+    let a = fit_one(
+        Kind::Boolean,
+        &["yes", "no", "no", "no"],
+        &[true, false, false, true],
+        1,
+    );
+    assert_eq!(a.width(), 1);
+    assert_eq!(encode(&a, RawValue::Text("Yes")).unwrap().0, [1.0]);
+    assert_eq!(encode(&a, RawValue::Flag(false)).unwrap().0, [0.0]);
+    assert_eq!(encode(&a, RawValue::Number(1.0)).unwrap().0, [1.0]);
+    assert_eq!(encode(&a, RawValue::Missing).unwrap().0, [0.25]);
+    assert!(encode(&a, RawValue::Number(2.0)).is_err());
+    assert!(encode(&a, RawValue::Text("maybe")).is_err());
+}
+
+#[test]
+fn table_encoding_matches_row_encoding() {
+    let text = "src,n\nweb,1\nWeb,\nemail,7\nfax,2\n";
+    let table = crate::data::parse_csv(std::path::Path::new("t.csv"), text.as_bytes()).unwrap();
+    let rows = [0, 1, 2, 3];
+    let won = [true, false, true, false];
+    let enc = FeatureEncoder::fit(
+        [
+            ("src", Kind::Categorical, table.column(0)),
+            ("n", Kind::Numeric, table.column(1)),
+        ],
+        &rows,
+        &won,
+        &MissingTokens::default(),
+        &EncoderOptions {
+            min_level_count: 1,
+            max_levels: 2,
+        },
+    )
+    .unwrap();
+    // Matrix row i holds table row shuffled[i].
+    let shuffled = [2, 0, 3, 1];
+    let matrix = encode_table(&enc, &table, &[0, 1], &shuffled).unwrap();
+    let mut out = vec![0.0; enc.width()];
+    let mut readings = Vec::new();
+    for (i, &r) in shuffled.iter().enumerate() {
+        enc.encode_row(
+            |a| RawValue::Text(table.column(a).get(r)),
+            &mut out,
+            &mut readings,
+        )
+        .unwrap();
+        assert_eq!(matrix.row(i).to_vec(), out, "matrix row {i}, table row {r}");
+    }
+}

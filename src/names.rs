@@ -1,0 +1,267 @@
+//! Which model field a name denotes: one rule for every way a name arrives.
+//!
+//! CRMs re-case and re-space field names between an export and an integration (`Lead Source`,
+//! `lead source`, `LEAD  SOURCE`). If a CSV header and a gRPC map key were matched by different
+//! rules, the same lead would get one probability from `leadscore score` and another from the
+//! server. So every path that matches a name against a model goes through [`FieldIndex`]: CSV
+//! headers (`data::Table::attribute_columns`, used by `score` and the `evaluate` backtest), gRPC
+//! map keys (`server::service`), and any later API.
+//!
+//! **The rule: two names denote the same field when they are equal after trimming, folding
+//! case (Unicode lower-case) and collapsing each inner run of white space to one space.**
+//!
+//! - A key spelled exactly like a model field denotes that field; any other key denotes the
+//!   field whose folded name equals its own (if a model has two such fields, which only a
+//!   training file with two such columns produces, the first).
+//! - Two different keys of one record that denote the same field are refused ([`Claims`] finds
+//!   them): the record says two things about one field, and picking one would be a guess. So is
+//!   a record none of whose keys denotes a field ([`Claims::none`]): it would get the average
+//!   lead's score for a lead nobody described.
+//!
+//! Category *values* fold the same way (`schema::normalise_category`), but that is a separate
+//! rule on purpose: levels are stored folded in `model.json`, so changing how values fold
+//! changes what stored models mean, while field names are stored as spelled and this rule can
+//! change without touching any model. Neither module depends on the other.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// The characters of `name` under the rule: trimmed, lower-cased, inner white space runs as one
+/// space. An iterator, so names compare and hash without allocating.
+fn folded(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.split_whitespace().enumerate().flat_map(|(i, word)| {
+        (i > 0)
+            .then_some(' ')
+            .into_iter()
+            .chain(word.chars().flat_map(char::to_lowercase))
+    })
+}
+
+/// `name` under the rule, e.g. `"  Lead   SOURCE "` → `"lead source"`.
+pub fn normalise(name: &str) -> String {
+    folded(name).collect()
+}
+
+/// Whether `a` and `b` denote the same field.
+pub fn same(a: &str, b: &str) -> bool {
+    a == b || folded(a).eq(folded(b))
+}
+
+/// Hash of a name's folded form (equal for any two names [`same`] accepts).
+fn folded_hash(name: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    for c in folded(name) {
+        c.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// A model's field names → attribute index, built once per loaded model.
+///
+/// The names are the model's own (clients only look up), so a fast non-keyed hash is safe: no
+/// client can add colliding entries.
+#[derive(Debug, Clone)]
+pub struct FieldIndex {
+    /// Exact spelling → attribute. The hot path: a correctly spelled key costs one hash of its
+    /// bytes and no allocation. Bytes, so the gRPC reader can look a key up before (and instead
+    /// of) checking that it is UTF-8.
+    exact: HashMap<Box<[u8]>, usize, FxBuild>,
+    /// Hash of the folded name → the attributes with that hash, lowest index first: any other
+    /// spelling is found here, hashed and compared on the fly, still without allocating.
+    folded: HashMap<u64, Vec<usize>, FxBuild>,
+    /// The names as the model spells them, in attribute order, for lookups and messages.
+    names: Vec<String>,
+}
+
+impl FieldIndex {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldIndex {
+        let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+        let mut exact: HashMap<Box<[u8]>, usize, FxBuild> = HashMap::default();
+        let mut folded: HashMap<u64, Vec<usize>, FxBuild> = HashMap::default();
+        for (i, name) in names.iter().enumerate() {
+            exact.entry(name.as_bytes().into()).or_insert(i);
+            folded.entry(folded_hash(name)).or_default().push(i);
+        }
+        FieldIndex {
+            exact,
+            folded,
+            names,
+        }
+    }
+
+    /// The attribute `key` denotes under the rule, if any. A key that is not UTF-8 denotes
+    /// nothing.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<usize> {
+        match self.exact.get(key) {
+            Some(&i) => Some(i),
+            None => self.get_folded(std::str::from_utf8(key).ok()?),
+        }
+    }
+
+    #[inline(never)]
+    fn get_folded(&self, key: &str) -> Option<usize> {
+        self.folded
+            .get(&folded_hash(key))?
+            .iter()
+            .copied()
+            .find(|&i| folded(&self.names[i]).eq(folded(key)))
+    }
+
+    /// The field names, as the model spells them, in attribute order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The field names quoted and comma-separated, for messages that list what is expected.
+    pub fn expected(&self) -> String {
+        self.names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Which key of one record (a lead's map, a CSV header row) claimed each field, so that every
+/// path refuses a second spelling of a field the same way. Reused from record to record: no
+/// allocation per record.
+#[derive(Debug, Clone)]
+pub struct Claims<K> {
+    /// The key that claimed each field, by attribute index.
+    by_field: Vec<Option<K>>,
+    /// Fields claimed so far, so "no field known" costs nothing to ask.
+    claimed: usize,
+}
+
+impl<K> Default for Claims<K> {
+    fn default() -> Self {
+        Claims {
+            by_field: Vec::new(),
+            claimed: 0,
+        }
+    }
+}
+
+impl<K: Copy + PartialEq> Claims<K> {
+    /// Forgets the previous record's claims, for a model of `fields` fields.
+    pub fn start(&mut self, fields: usize) {
+        self.by_field.clear();
+        self.by_field.resize(fields, None);
+        self.claimed = 0;
+    }
+
+    /// Records that `key` denotes `field`. The same key again is not a conflict (a later entry
+    /// replaces an earlier one, as in a protobuf map); a different key is `Err(earlier key)`.
+    #[inline]
+    pub fn claim(&mut self, field: usize, key: K) -> Result<(), K> {
+        match self.by_field[field] {
+            Some(earlier) if earlier != key => Err(earlier),
+            Some(_) => Ok(()),
+            None => {
+                self.by_field[field] = Some(key);
+                self.claimed += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether no key of the record denotes a field.
+    pub fn none(&self) -> bool {
+        self.claimed == 0
+    }
+
+    /// The key that claimed each field, by attribute index.
+    pub fn by_field(&self) -> &[Option<K>] {
+        &self.by_field
+    }
+}
+
+/// The multiply-rotate hash of rustc (`FxHasher`), eight bytes at a time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_trims_folds_case_and_collapses_inner_space() {
+        assert_eq!(normalise("  Lead \t  SOURCE\n"), "lead source");
+        assert!(same("Lead Source", "lead source"));
+        assert!(same("Lead Source", " LEAD\u{a0} source "));
+        assert!(same("ÉTAPE", "étape"));
+        assert!(!same("Lead Source", "LeadSource"));
+        assert!(!same("Lead Source", "Lead_Source"));
+        assert!(same("", "   "));
+    }
+
+    #[test]
+    fn exact_spelling_first_then_the_rule() {
+        let index = FieldIndex::new(["Lead Source", "region", "Source", "source"]);
+        assert_eq!(index.get(b"Lead Source"), Some(0));
+        assert_eq!(index.get(b"lead  source "), Some(0));
+        assert_eq!(index.get(b"REGION"), Some(1));
+        // Two fields with the same folded name: exact spellings keep them apart, any other
+        // spelling goes to the first.
+        assert_eq!(index.get(b"source"), Some(3));
+        assert_eq!(index.get(b"Source"), Some(2));
+        assert_eq!(index.get(b"SOURCE"), Some(2));
+        assert_eq!(index.get(b"colour"), None);
+        assert_eq!(index.get(b"lead sourc"), None);
+        assert_eq!(index.get(b"\xffregion"), None);
+        assert_eq!(
+            index.expected(),
+            r#""Lead Source", "region", "Source", "source""#
+        );
+    }
+
+    #[test]
+    fn a_field_is_claimed_by_one_key_per_record() {
+        let mut claims = Claims::default();
+        claims.start(3);
+        assert!(claims.none());
+        assert_eq!(claims.claim(1, "Lead Source"), Ok(()));
+        assert_eq!(claims.claim(1, "Lead Source"), Ok(()), "the same key again");
+        assert_eq!(claims.claim(1, "lead source"), Err("Lead Source"));
+        assert!(!claims.none());
+        assert_eq!(claims.by_field(), [None, Some("Lead Source"), None]);
+        claims.start(3);
+        assert!(claims.none());
+        assert_eq!(claims.claim(1, "lead source"), Ok(()));
+    }
+
+    /// The folded hash agrees with the rule, whatever the spelling.
+    #[test]
+    fn names_the_rule_calls_the_same_hash_the_same() {
+        for (a, b) in [
+            ("Lead Source", " lead\tsource"),
+            ("İstanbul", "i̇stanbul"),
+            ("a b c", "A  B\n C"),
+        ] {
+            assert!(same(a, b), "{a:?} {b:?}");
+            assert_eq!(folded_hash(a), folded_hash(b), "{a:?} {b:?}");
+            assert_eq!(normalise(a), normalise(b));
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Why training refused to produce a model: one enum for every step, each message naming the
+//! file, line or flag to fix, so the CLI can print it as it is.
+
+use crate::data::DataError;
+use crate::registry::RegistryError;
+use std::path::PathBuf;
+
+/// Why training refused to produce a model. Nothing is written when any of these occurs.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(
+        "{path}: column {column:?} has values that are neither won, lost nor open: {values} \
+         (first at line {line}); name the winning value with --positive VALUE, or the values \
+         that mean \"still open\" with --open VALUES"
+    )]
+    UnknownOutcome {
+        path: PathBuf,
+        column: String,
+        values: String,
+        line: u64,
+    },
+    #[error(
+        "{path}: {wins} won and {losses} lost leads; a sound model needs at least {need} of each \
+         (export a longer period, or check the --target column and --positive value)"
+    )]
+    TooFewOutcomes {
+        path: PathBuf,
+        wins: usize,
+        losses: usize,
+        need: usize,
+    },
+    #[error(
+        "{path}: the {part} ({method}) has {wins} won and {losses} lost leads; it needs at least \
+         {need} of each (check the --date column, or train without --date for a stratified \
+         holdout)"
+    )]
+    UnbalancedSplit {
+        path: PathBuf,
+        part: &'static str,
+        method: String,
+        wins: usize,
+        losses: usize,
+        need: usize,
+    },
+    #[error("{path}, line {line}: column {column:?}: {value:?} is not a date (use YYYY-MM-DD)")]
+    BadDate {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    #[error("{path}, line {line}: {message}")]
+    BadValue {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: no usable feature columns remain (columns: {columns})")]
+    NoFeatures { path: PathBuf, columns: String },
+    #[error("--{flag} {column:?}: {reason}")]
+    BadColumnChoice {
+        flag: &'static str,
+        column: String,
+        reason: String,
+    },
+    #[error("the solver failed: {0}")]
+    Solver(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}

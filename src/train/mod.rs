@@ -1,0 +1,132 @@
+//! Training: a CSV of historic leads → a validated model artifact, and its promotion.
+//!
+//! Architecture invariant: this is the only module that touches linfa's fitting API, and
+//! within it only `solver` does.
+//!
+//! [`train`] runs the steps in order; each lives in its own file:
+//! - `outcomes`: parse the target column (open rows set aside); enough wins and losses?
+//! - `columns`: the role of every column (target, id, date, dropped, feature) and its kind;
+//! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
+//!   the fit without it that the reported metrics come from;
+//! - `features`: fit the encoder and encode the rows in the holdout's order;
+//! - `leakage`: columns that predict the outcome suspiciously well on their own;
+//! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
+//! - `solver`: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
+//! - `artifact`: the model artifact and its version name;
+//! - `promotion`: writing the version and deciding whether it goes into service.
+//!
+//! `config` holds the settings, `error` the refusals, `progress` the progress lines and timings.
+//! The served model is refit on all rows, warm-started from the holdout fit.
+
+mod artifact;
+mod columns;
+mod config;
+mod error;
+mod features;
+mod holdout;
+mod leakage;
+mod outcomes;
+mod progress;
+mod promotion;
+mod regularisation;
+mod solver;
+
+pub use artifact::top_coefficients;
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use leakage::LeakageWarning;
+pub use progress::{Progress, Timings};
+pub use promotion::{PromotePolicy, Promotion, save_and_promote};
+
+use crate::data::{Table, read_csv};
+use crate::model::ModelArtifact;
+use crate::schema::MissingTokens;
+use columns::Roles;
+use outcomes::Outcomes;
+use progress::timed;
+use solver::Solver;
+use std::time::Instant;
+
+/// A trained model and what training learned along the way.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub artifact: ModelArtifact,
+    pub leakage: Vec<LeakageWarning>,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+    /// Table rows of the holdout, their outcomes, and the holdout fit's probabilities, to
+    /// compare with the serving model.
+    pub holdout_rows: Vec<usize>,
+    pub holdout_won: Vec<bool>,
+    pub holdout_probabilities: Vec<f64>,
+    pub table: Table,
+}
+
+/// Trains a model from a CSV file. Writes nothing.
+pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, TrainError> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    progress(&format!("reading {}", config.data.display()));
+    let table = timed(&mut timings.read, || read_csv(&config.data))?;
+    progress::read(progress, &table, timings.read);
+    let missing = MissingTokens::with_extra(&config.na);
+
+    let target = table.column_index(&config.target)?;
+    let outcomes = Outcomes::parse(&table, target, config, &missing)?;
+    let roles = Roles::resolve(&table, config, target)?;
+    outcomes.require(&table, config.min_class_rows)?;
+    let columns = columns::assign_roles(&table, config, &roles, &missing)?;
+    let holdout = holdout::split(&table, config, roles.date, &outcomes, &missing)?;
+
+    let (encoder, x) = timed(&mut timings.encode, || {
+        features::encode(&table, config, &columns, &outcomes, &holdout.rows, &missing)
+    })?;
+    progress::encoded(progress, &x, timings.encode);
+    let (train_x, train_y) = holdout.training(x.view());
+    let leakage = leakage::check(&encoder, train_x, train_y, config.leakage_auc);
+
+    let solver = Solver {
+        max_iterations: config.max_iterations,
+    };
+    let choice = timed(&mut timings.select_alpha, || {
+        regularisation::choose_alpha(&solver, train_x, train_y, &config.alphas, progress)
+    })?;
+    let measured = timed(&mut timings.holdout_fit, || {
+        holdout::measure(&solver, x.view(), &holdout, choice.alpha, &choice.fit)
+    })?;
+    progress::holdout_measured(progress, &measured.metrics, timings.holdout_fit);
+    // The served model: refit on every row, warm-started from the holdout fit.
+    let final_fit = timed(&mut timings.final_fit, || {
+        solver.fit(x.view(), &holdout.won, choice.alpha, Some(&measured.fit))
+    })?;
+    progress::refitted(progress, x.nrows(), timings.final_fit);
+    let warnings = [("holdout fit", &measured.fit), ("final fit", &final_fit)]
+        .into_iter()
+        .filter_map(|(what, fit)| fit.convergence_warning(what, config.max_iterations))
+        .collect();
+
+    let artifact = artifact::assemble(artifact::Learned {
+        config,
+        table: &table,
+        outcomes: &outcomes,
+        roles: &roles,
+        columns: &columns,
+        holdout: &holdout,
+        encoder,
+        x: x.view(),
+        choice: &choice,
+        measured: &measured,
+        final_fit: &final_fit,
+    });
+    timings.total = started.elapsed().as_secs_f64();
+    Ok(Trained {
+        artifact,
+        leakage,
+        warnings,
+        timings,
+        holdout_rows: holdout.rows[holdout.n_train..].to_vec(),
+        holdout_won: holdout.won[holdout.n_train..].to_vec(),
+        holdout_probabilities: measured.probabilities,
+        table,
+    })
+}
