@@ -107,7 +107,7 @@ async fn the_load_generator_measures_the_server_and_the_noop_ceiling() {
             .args(["--data", &data, "--id", "lead_id", "--exclude", "converted"])
             .args(["--concurrency", "4", "--batch", "10", "--explain", "3"])
             .args(["--warmup", "0.05", "--duration", "0.3", "--rounds", "1"])
-            .args(["--server-pids", &pids])
+            .args(["--server-pids", &pids, "--json"])
             .env("RUST_LOG", "warn")
             .output()
             .unwrap()
@@ -120,7 +120,7 @@ async fn the_load_generator_measures_the_server_and_the_noop_ceiling() {
         err.contains("ScoreLeads × 10, concurrency 4,") && err.contains(", 11 fields per lead;"),
         "every column but the id and the outcome is sent: {err}"
     );
-    for name in ["leadscore", "ceiling"] {
+    for name in ["leadscore", "json", "ceiling"] {
         for round in ["1", "median"] {
             let columns = row(&report, round, name);
             let number = |i: usize| columns[i].parse::<f64>().unwrap();
@@ -139,6 +139,16 @@ async fn the_load_generator_measures_the_server_and_the_noop_ceiling() {
     );
     assert!(
         report.contains("server CPU per call over all rounds: leadscore "),
+        "{report}"
+    );
+    // The JSON API on the same address, the same leads, beside gRPC.
+    assert!(
+        report.contains("JSON throughput: ")
+            && report.contains("% of gRPC's (medians; per round: "),
+        "{report}"
+    );
+    assert!(
+        report.contains("server CPU per call over all rounds: gRPC "),
         "{report}"
     );
 

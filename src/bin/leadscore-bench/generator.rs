@@ -114,6 +114,10 @@ pub struct Workload {
     pub request_bytes: usize,
     /// Fields per lead.
     pub fields: usize,
+    /// The same requests as JSON bodies, for the JSON API (`--json`).
+    pub json: Vec<Bytes>,
+    /// Where the JSON bodies go: `/v1/leads:score` or `/v1/leads:scoreBatch`.
+    pub json_path: &'static str,
 }
 
 /// Encodes the CSV's rows as requests.
@@ -138,6 +142,7 @@ pub fn workload(config: &BenchConfig) -> Result<Workload, BenchError> {
     let leads: Vec<pb::Lead> = (0..table.rows())
         .map(|row| lead(&table, row, id, &columns))
         .collect();
+    let (json, json_path) = crate::json::bodies(&leads, config.batch, config.explain);
     let (requests, leads_per_call, path): (Vec<Bytes>, usize, &str) = match config.batch {
         None => (
             leads
@@ -180,6 +185,8 @@ pub fn workload(config: &BenchConfig) -> Result<Workload, BenchError> {
         path: PathAndQuery::from_static(path),
         request_bytes,
         fields: columns.len(),
+        json,
+        json_path,
     })
 }
 
@@ -239,6 +246,25 @@ pub async fn measure(
             tokio::spawn(worker(channel, workload, first, token, warmup_end, end))
         })
         .collect();
+    Ok(collect(
+        target,
+        workers,
+        warmup_end,
+        server_pid,
+        workload.leads_per_call,
+    )
+    .await)
+}
+
+/// Waits for the workers (started so that they measure from `warmup_end`) and sums up their
+/// figures, with the server's CPU time over the measured span when its pid is known.
+pub async fn collect(
+    target: &str,
+    workers: Vec<tokio::task::JoinHandle<WorkerStats>>,
+    warmup_end: Instant,
+    server_pid: Option<u32>,
+    leads_per_call: u64,
+) -> Measurement {
     tokio::time::sleep_until(warmup_end.into()).await;
     let cpu_start = server_pid.and_then(process_cpu);
     let mut latencies = Vec::new();
@@ -261,17 +287,17 @@ pub async fn measure(
             .map_or(Duration::ZERO, |&nanos| Duration::from_nanos(nanos))
     };
     let calls = latencies.len() as u64;
-    Ok(Measurement {
+    Measurement {
         target: target.to_string(),
         calls,
-        leads: calls * workload.leads_per_call,
+        leads: calls * leads_per_call,
         errors,
         first_error,
         seconds: (last_finish - warmup_end).as_secs_f64().max(1e-9),
         p50: at(0.50),
         p99: at(0.99),
         server_cpu,
-    })
+    }
 }
 
 /// `connections` HTTP/2 connections to `target`.
@@ -290,12 +316,44 @@ async fn connect(target: &str, connections: usize) -> Result<Vec<Channel>, Bench
     Ok(channels)
 }
 
-struct WorkerStats {
+/// One worker's figures.
+pub struct WorkerStats {
     /// Nanoseconds per successful measured call.
     latencies: Vec<u64>,
     errors: u64,
     first_error: Option<String>,
     last_finish: Instant,
+    /// Calls that start before this are warm-up, not counted.
+    warmup_end: Instant,
+}
+
+impl WorkerStats {
+    pub fn new(warmup_end: Instant) -> WorkerStats {
+        WorkerStats {
+            latencies: Vec::with_capacity(1 << 16),
+            errors: 0,
+            first_error: None,
+            last_finish: warmup_end,
+            warmup_end,
+        }
+    }
+
+    /// Counts a call that ran from `started` to `finished` (unless it started in the warm-up).
+    pub fn record(&mut self, started: Instant, finished: Instant, result: Result<(), String>) {
+        if started < self.warmup_end {
+            return;
+        }
+        self.last_finish = finished;
+        match result {
+            Ok(()) => self.latencies.push((finished - started).as_nanos() as u64),
+            Err(error) => {
+                self.errors += 1;
+                if self.first_error.is_none() {
+                    self.first_error = Some(error);
+                }
+            }
+        }
+    }
 }
 
 async fn worker(
@@ -307,12 +365,7 @@ async fn worker(
     end: Instant,
 ) -> WorkerStats {
     let mut grpc = tonic::client::Grpc::new(channel);
-    let mut stats = WorkerStats {
-        latencies: Vec::with_capacity(1 << 16),
-        errors: 0,
-        first_error: None,
-        last_finish: warmup_end,
-    };
+    let mut stats = WorkerStats::new(warmup_end);
     let mut next = first;
     loop {
         let started = Instant::now();
@@ -333,19 +386,7 @@ async fn worker(
                 .map(drop),
             Err(e) => Err(tonic::Status::unavailable(e.to_string())),
         };
-        let finished = Instant::now();
-        if started < warmup_end {
-            continue;
-        }
-        stats.last_finish = finished;
-        match result {
-            Ok(()) => stats.latencies.push((finished - started).as_nanos() as u64),
-            Err(status) => {
-                stats.errors += 1;
-                if stats.first_error.is_none() {
-                    stats.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
-                }
-            }
-        }
+        let result = result.map_err(|status| format!("{:?}: {}", status.code(), status.message()));
+        stats.record(started, Instant::now(), result);
     }
 }

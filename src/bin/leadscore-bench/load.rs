@@ -61,10 +61,20 @@ pub struct LoadArgs {
     /// machine does not distort (Linux).
     #[arg(long, value_delimiter = ',', num_args = 1..=2)]
     server_pids: Vec<u32>,
+    /// Also measure the JSON API on the target's address with the same leads (HTTP/1.1, one
+    /// connection per call in flight), after gRPC in each round; the report gives its
+    /// throughput as a share of gRPC's.
+    #[arg(long)]
+    json: bool,
 }
 
-/// One round: the target's figures, then the ceiling's (when there is one).
-type Round = (Measurement, Option<Measurement>);
+/// One round: the target's gRPC figures, its JSON figures (with `--json`), then the ceiling's
+/// (when there is one).
+struct Round {
+    grpc: Measurement,
+    json: Option<Measurement>,
+    ceiling: Option<Measurement>,
+}
 
 pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
@@ -76,7 +86,10 @@ pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let rounds = runtime.block_on(measure_rounds(&config, work, &args))?;
     print(&report(&rounds))?;
-    for m in rounds.iter().flat_map(|(t, c)| std::iter::once(t).chain(c)) {
+    for m in rounds
+        .iter()
+        .flat_map(|r| std::iter::once(&r.grpc).chain(&r.json).chain(&r.ceiling))
+    {
         if let Some(error) = &m.first_error {
             anyhow::bail!("{} calls to {} failed; first: {error}", m.errors, m.target);
         }
@@ -139,12 +152,21 @@ async fn measure_rounds(
     let pid = |i: usize| args.server_pids.get(i).copied();
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
-        let target = measure(&config.target, work.clone(), config, pid(0)).await?;
+        let grpc = measure(&config.target, work.clone(), config, pid(0)).await?;
+        let json = if args.json {
+            Some(crate::json::measure(&config.target, work.clone(), config, pid(0)).await?)
+        } else {
+            None
+        };
         let ceiling = match &config.ceiling {
             Some(address) => Some(measure(address, work.clone(), config, pid(1)).await?),
             None => None,
         };
-        rounds.push((target, ceiling));
+        rounds.push(Round {
+            grpc,
+            json,
+            ceiling,
+        });
     }
     Ok(rounds)
 }
@@ -188,16 +210,37 @@ fn report(rounds: &[Round]) -> String {
         "errors",
         "cpu µs/call"
     );
-    for (i, (target, ceiling)) in rounds.iter().enumerate() {
-        line(&mut out, &(i + 1).to_string(), "leadscore", target);
-        if let Some(ceiling) = ceiling {
+    for (i, round) in rounds.iter().enumerate() {
+        line(&mut out, &(i + 1).to_string(), "leadscore", &round.grpc);
+        if let Some(json) = &round.json {
+            line(&mut out, &(i + 1).to_string(), "json", json);
+        }
+        if let Some(ceiling) = &round.ceiling {
             line(&mut out, &(i + 1).to_string(), "ceiling", ceiling);
         }
     }
-    let targets: Vec<&Measurement> = rounds.iter().map(|r| &r.0).collect();
-    let ceilings: Vec<&Measurement> = rounds.iter().filter_map(|r| r.1.as_ref()).collect();
+    let targets: Vec<&Measurement> = rounds.iter().map(|r| &r.grpc).collect();
+    let jsons: Vec<&Measurement> = rounds.iter().filter_map(|r| r.json.as_ref()).collect();
+    let ceilings: Vec<&Measurement> = rounds.iter().filter_map(|r| r.ceiling.as_ref()).collect();
     let target = median(&targets);
     line(&mut out, "median", "leadscore", target);
+    if !jsons.is_empty() {
+        let json = median(&jsons);
+        line(&mut out, "median", "json", json);
+        outln!(
+            out,
+            "JSON throughput: {:.1}% of gRPC's (medians; per round: {})",
+            100.0 * json.calls_per_second() / target.calls_per_second(),
+            rounds
+                .iter()
+                .filter_map(|r| r.json.as_ref().map(|j| format!(
+                    "{:.1}%",
+                    100.0 * j.calls_per_second() / r.grpc.calls_per_second()
+                )))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !ceilings.is_empty() {
         let ceiling = median(&ceilings);
         line(&mut out, "median", "ceiling", ceiling);
@@ -207,9 +250,9 @@ fn report(rounds: &[Round]) -> String {
             100.0 * target.calls_per_second() / ceiling.calls_per_second(),
             rounds
                 .iter()
-                .filter_map(|(t, c)| c.as_ref().map(|c| format!(
+                .filter_map(|r| r.ceiling.as_ref().map(|c| format!(
                     "{:.1}%",
-                    100.0 * t.calls_per_second() / c.calls_per_second()
+                    100.0 * r.grpc.calls_per_second() / c.calls_per_second()
                 )))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -221,6 +264,16 @@ fn report(rounds: &[Round]) -> String {
         })?;
         Some(calls as f64 / seconds.max(1e-9))
     };
+    if let (Some(t), Some(j)) = (cpu(&targets), cpu(&jsons)) {
+        outln!(
+            out,
+            "server CPU per call over all rounds: gRPC {:.1} µs, JSON {:.1} µs: on a core of its \
+             own the JSON API would reach {:.1}% of gRPC's throughput",
+            1e6 / t,
+            1e6 / j,
+            100.0 * j / t
+        );
+    }
     if let (Some(t), Some(c)) = (cpu(&targets), cpu(&ceilings)) {
         outln!(
             out,

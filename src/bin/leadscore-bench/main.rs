@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`load`] is `leadscore-bench load`: flags, rounds and the report.
 //! - [`generator`] is the closed-loop load generator behind it.
+//! - [`json`] puts the JSON API under the same load (`--json`).
 //! - [`ceiling`] is `leadscore-bench ceiling`: the no-op `LeadScoring` server the real one is
 //!   measured against.
 //!
@@ -30,6 +31,7 @@ macro_rules! errln {
 
 mod ceiling;
 mod generator;
+mod json;
 mod load;
 
 use clap::{Parser, Subcommand};
