@@ -9,7 +9,8 @@ use std::time::Duration;
 /// Environment variable holding the bearer token (alternative to --auth-token-file).
 const TOKEN_ENV: &str = "LEADSCORE_AUTH_TOKEN";
 
-/// Serve the model in service over gRPC (leadscore.v1.LeadScoring, health, reflection).
+/// Serve the model in service over gRPC (leadscore.v1.LeadScoring, health, reflection) and as
+/// JSON over HTTP (POST /v1/leads:score, /openapi.json), on one address.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     leadscore serve\n  \
@@ -21,7 +22,8 @@ pub struct ServeArgs {
     /// Model registry directory (watched for new versions).
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    /// Address to serve gRPC on. Anything but loopback needs an auth token or --insecure.
+    /// Address to serve gRPC and the JSON API on. Anything but loopback needs an auth token or
+    /// --insecure.
     #[arg(long, default_value = "127.0.0.1:50051")]
     addr: SocketAddr,
     /// Address to serve Prometheus metrics on (GET /metrics); off when not given.
@@ -169,7 +171,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tls = config.tls.is_some(),
             auth = config.auth_token.is_some(),
             models = %config.models.display(),
-            "leadscore.v1.LeadScoring listening on {bound}"
+            "leadscore.v1.LeadScoring (gRPC) and the JSON API (http://{bound}/openapi.json) \
+             listening on {bound}"
         );
         server::run(listener, config, shutdown_signal()).await?;
         tracing::info!("stopped");
