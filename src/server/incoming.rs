@@ -6,10 +6,10 @@
 //! limit; there `accept` fails with `EMFILE` at once, every time, and tonic retries it in a busy
 //! loop that keeps a core at 100% while no client can connect.
 //!
-//! - A connection must send its first [`HANDSHAKE_BYTES`] (the HTTP/2 client preface; with TLS,
-//!   the start of the `ClientHello`) within the handshake timeout, or it is closed. After that
-//!   hyper and rustls have the connection; a TLS handshake has the same timeout as a whole
-//!   (`ServerTlsConfig::timeout`). A connection that completed its handshake may stay open and
+//! - A connection must send its first [`HANDSHAKE_BYTES`] (the HTTP/2 client preface or an
+//!   HTTP/1.1 request line; with TLS, the start of the `ClientHello`) within the handshake
+//!   timeout, or it is closed. After that hyper and rustls have the connection; a TLS handshake
+//!   has the same timeout as a whole ([`super::tls::TlsIncoming`]). A connection that completed its handshake may stay open and
 //!   idle: gRPC clients keep their channels that way.
 //! - An `accept` failure that is not about one connection (out of descriptors or memory) is
 //!   logged once and retried every [`ACCEPT_BACKOFF`] until `accept` succeeds again.

@@ -215,6 +215,10 @@ fn lead(table: &Table, row: usize, id: Option<usize>, columns: &[usize]) -> pb::
     }
 }
 
+/// The refusal of a token that cannot be sent in an `authorization` header.
+pub const TOKEN_NOT_A_HEADER: &str =
+    "the auth token has characters an HTTP header cannot carry (control characters)";
+
 /// Runs the closed loop against `target`.
 pub async fn measure(
     target: &str,
@@ -224,13 +228,10 @@ pub async fn measure(
 ) -> Result<Measurement, BenchError> {
     let channels = connect(target, config.connections.max(1)).await?;
     let token = match &config.auth_token {
-        Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
-            BenchError::Config(
-                "the auth token has characters an HTTP header cannot carry (control \
-                     characters)"
-                    .into(),
-            )
-        })?),
+        Some(t) => Some(
+            MetadataValue::try_from(format!("Bearer {t}"))
+                .map_err(|_| BenchError::Config(TOKEN_NOT_A_HEADER.into()))?,
+        ),
         None => None,
     };
     let start = Instant::now();

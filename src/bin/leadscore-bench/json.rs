@@ -6,7 +6,9 @@
 //! (concurrency 64 is 64 connections), opened before the clock starts. Bodies are encoded ahead
 //! of time and answers are read whole but not parsed, as on the gRPC side.
 
-use crate::generator::{BenchConfig, BenchError, Measurement, WorkerStats, Workload, collect};
+use crate::generator::{
+    BenchConfig, BenchError, Measurement, TOKEN_NOT_A_HEADER, WorkerStats, Workload, collect,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -87,13 +89,8 @@ pub async fn measure(
     let authority = authority.trim_end_matches('/').to_string();
     let auth = match &config.auth_token {
         Some(t) => Some(
-            hyper::header::HeaderValue::try_from(format!("Bearer {t}")).map_err(|_| {
-                BenchError::Config(
-                    "the auth token has characters an HTTP header cannot carry (control \
-                     characters)"
-                        .into(),
-                )
-            })?,
+            hyper::header::HeaderValue::try_from(format!("Bearer {t}"))
+                .map_err(|_| BenchError::Config(TOKEN_NOT_A_HEADER.into()))?,
         ),
         None => None,
     };
