@@ -210,8 +210,10 @@ impl ApiError {
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    // Room for a scored lead with its factors at once (serde_json starts at 128 bytes).
+    let mut bytes = Vec::with_capacity(1024);
     // Serialising these types cannot fail: no maps with non-string keys, no custom impls.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let _ = serde_json::to_writer(&mut bytes, body);
     bytes_response(status, "application/json", Bytes::from(bytes))
 }
 
