@@ -12,7 +12,7 @@
 #   scripts/soak.sh DATA TARGET_COLUMN ID_COLUMN [DURATION=600] [RELOAD=60] [-- TRAIN_ARGS...]
 # Example (X Education, the figures in RELIABILITY.md):
 #   cargo build --release
-#   scripts/soak.sh /work/shared/data/x_education/Leads.csv Converted "Prospect ID" 600 60 -- \
+#   scripts/soak.sh ../shared/data/x_education/Leads.csv Converted "Prospect ID" 600 60 -- \
 #     --na Select --drop "Tags,Lead Quality,Lead Profile,Last Activity,Last Notable Activity,Lead Number"
 # Environment: LEADSCORE (binary, default target/release/leadscore), LEADSCORE_BENCH (load
 # generator, default target/release/leadscore-bench), PORT (default 50091), SERVER_CPU /

@@ -211,6 +211,44 @@ pub fn read_csv(path: &Path) -> Result<Table, DataError> {
     Ok(table)
 }
 
+/// A csv reader's error as a `DataError` naming the file and the physical line.
+fn malformed(path: &Path, e: csv::Error, physical: &mut PhysicalLines) -> DataError {
+    let line = physical.record_line(e.position());
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        csv::ErrorKind::Utf8 { err, .. } => DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: format!("not valid UTF-8 text ({err}); export the file as UTF-8"),
+        },
+        other => DataError::Malformed {
+            path: path.to_path_buf(),
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+/// Refuses a header naming one column twice. Empty header cells are not names: spreadsheets
+/// export them past the last named column (and sometimes between), and such columns are dropped
+/// after reading when they hold nothing.
+fn refuse_duplicate_headers(path: &Path, headers: &[String]) -> Result<(), DataError> {
+    for (second, name) in headers.iter().enumerate().filter(|(_, h)| !h.is_empty()) {
+        if let Some(first) = headers[..second].iter().position(|h| h == name) {
+            return Err(DataError::DuplicateColumn {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                first: first + 1,
+                second: second + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Parses CSV bytes; `path` is only used in messages.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
     let sha256 = format!("{:x}", Sha256::digest(bytes));
@@ -227,43 +265,14 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
         .flexible(true)
         .from_reader(body);
     let mut physical = PhysicalLines::new(body);
-    let malformed = |e: csv::Error, physical: &mut PhysicalLines| {
-        let line = physical.record_line(e.position());
-        match e.into_kind() {
-            csv::ErrorKind::Io(source) => DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-            csv::ErrorKind::Utf8 { err, .. } => DataError::Malformed {
-                path: path.to_path_buf(),
-                line,
-                message: format!("not valid UTF-8 text ({err}); export the file as UTF-8"),
-            },
-            other => DataError::Malformed {
-                path: path.to_path_buf(),
-                line,
-                message: format!("{other:?}"),
-            },
-        }
-    };
+    let malformed = |e: csv::Error, physical: &mut PhysicalLines| malformed(path, e, physical);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| malformed(e, &mut physical))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    // Spreadsheets export empty header cells past the last named column (and sometimes
-    // between): such columns are dropped below when they hold nothing.
-    for (second, name) in headers.iter().enumerate().filter(|(_, h)| !h.is_empty()) {
-        if let Some(first) = headers[..second].iter().position(|h| h == name) {
-            return Err(DataError::DuplicateColumn {
-                path: path.to_path_buf(),
-                name: name.clone(),
-                first: first + 1,
-                second: second + 1,
-            });
-        }
-    }
+    refuse_duplicate_headers(path, &headers)?;
     // Rows may omit the cells of trailing unnamed columns (a header ending in `,,`).
     let named_width = headers.len() - headers.iter().rev().take_while(|h| h.is_empty()).count();
     let mut columns = vec![TextColumn::default(); headers.len()];

@@ -24,7 +24,7 @@
 //! change without touching any model. Neither module depends on the other.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// The characters of `name` under the rule: trimmed, lower-cased, inner white space runs as one
 /// space. An iterator, so names compare and hash without allocating.
@@ -49,14 +49,16 @@ pub fn same(a: &str, b: &str) -> bool {
 
 /// Hash of a name's folded form (equal for any two names [`same`] accepts).
 fn folded_hash(name: &str) -> u64 {
-    let mut hasher = FxHasher::default();
+    let mut hasher = FastHash::default().build_hasher();
     for c in folded(name) {
         c.hash(&mut hasher);
     }
     hasher.finish()
 }
 
-type FxBuild = BuildHasherDefault<FxHasher>;
+/// foldhash's fast, fixed-seed hasher: the keys are the model's own names (clients only look
+/// up), so no client can add colliding entries and a keyed hash would only cost time.
+type FastHash = foldhash::fast::FixedState;
 
 /// A model's field names → attribute index, built once per loaded model.
 ///
@@ -67,10 +69,10 @@ pub struct FieldIndex {
     /// Exact spelling → attribute. The hot path: a correctly spelled key costs one hash of its
     /// bytes and no allocation. Bytes, so the gRPC reader can look a key up before (and instead
     /// of) checking that it is UTF-8.
-    exact: HashMap<Box<[u8]>, usize, FxBuild>,
+    exact: HashMap<Box<[u8]>, usize, FastHash>,
     /// Hash of the folded name → the attributes with that hash, lowest index first: any other
     /// spelling is found here, hashed and compared on the fly, still without allocating.
-    folded: HashMap<u64, Vec<usize>, FxBuild>,
+    folded: HashMap<u64, Vec<usize>, FastHash>,
     /// The names as the model spells them, in attribute order, for lookups and messages.
     names: Vec<String>,
 }
@@ -78,8 +80,8 @@ pub struct FieldIndex {
 impl FieldIndex {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldIndex {
         let names: Vec<String> = names.into_iter().map(str::to_string).collect();
-        let mut exact: HashMap<Box<[u8]>, usize, FxBuild> = HashMap::default();
-        let mut folded: HashMap<u64, Vec<usize>, FxBuild> = HashMap::default();
+        let mut exact: HashMap<Box<[u8]>, usize, FastHash> = HashMap::default();
+        let mut folded: HashMap<u64, Vec<usize>, FastHash> = HashMap::default();
         for (i, name) in names.iter().enumerate() {
             exact.entry(name.as_bytes().into()).or_insert(i);
             folded.entry(folded_hash(name)).or_default().push(i);
@@ -176,28 +178,6 @@ impl<K: Copy + PartialEq> Claims<K> {
     /// The key that claimed each field, by attribute index.
     pub fn by_field(&self) -> &[Option<K>] {
         &self.by_field
-    }
-}
-
-/// The multiply-rotate hash of rustc (`FxHasher`), eight bytes at a time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -289,3 +289,67 @@ fn line_numbers_are_the_lines_an_editor_shows_with_any_line_ending() {
         }
     }
 }
+
+/// Retraining without a column the serving model leans on is not promoted, and the summary says
+/// in plain words what stays in service, why it may win, and how to serve the new version; the
+/// summary lists every column with its kind, without nested parentheses.
+#[test]
+fn a_refused_promotion_says_what_stays_in_service_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leads.csv");
+    let d = data.to_str().unwrap();
+    let out = leadscore(&["sample", "--rows", "3000", "--seed", "4", "--out", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let models = dir.path().join("models");
+    let m = models.to_str().unwrap();
+    let train = |at: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--data", d, "--target", "converted"];
+        args.extend(["--date", "created_at", "--models", m, "--quiet"]);
+        args.extend(extra);
+        let out = crate::common::leadscore_at(at, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = train("2030-01-01T00:00:01Z", &[]);
+    assert!(first.contains("promoted   yes"), "{first}");
+    let line = |text: &str, start: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{text}"))
+            .to_string()
+    };
+    let id_line = line(&first, "lead_id ");
+    assert!(
+        id_line.contains(" id ") && id_line.contains("not a feature: mostly unique values"),
+        "{id_line}"
+    );
+    assert!(line(&first, "created_at").contains("orders the holdout (--date)"));
+    assert!(line(&first, "demo_requested").contains("boolean"));
+    assert!(line(&first, "columns").contains("13 read: 10 features, 3 not"));
+    assert!(!first.contains("(("), "{first}");
+
+    let serving = std::fs::read_to_string(models.join("CURRENT")).unwrap();
+    let serving = serving.trim();
+    let second = train("2030-01-01T00:00:02Z", &["--drop", "demo_requested"]);
+    assert!(second.contains("promoted   no"), "{second}");
+    assert!(
+        second.contains(&format!("{serving} stays in service")),
+        "{second}"
+    );
+    assert!(
+        second.contains("It scores with columns this model does not use (demo_requested)"),
+        "{second}"
+    );
+    let new_version = line(&second, "model")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(
+        second.contains(&format!(
+            "leadscore models promote {new_version} --models {m}"
+        )),
+        "{second}"
+    );
+    assert!(line(&second, "demo_requested").contains("dropped (--drop)"));
+}

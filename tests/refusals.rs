@@ -107,6 +107,12 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             s + &format!("L{i},{}\n", i % 2)
         }),
     );
+    let same_name = write(
+        "same_name.csv",
+        &(0..200).fold("id,Web Visits,web  visits,outcome\n".to_string(), |s, i| {
+            s + &format!("L{i},{},{},{}\n", i % 7, i % 5, i % 2)
+        }),
+    );
     let not_utf8 = p("latin1.csv");
     std::fs::write(&not_utf8, b"x,outcome\n1,1\ncaf\xe9,0\n").unwrap();
     let flags = write(
@@ -416,6 +422,22 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             ],
             1,
             "no usable feature columns remain",
+        ),
+        refusal(
+            "train: two feature columns one name would denote",
+            &[
+                "train",
+                "--data",
+                &same_name,
+                "--target",
+                "outcome",
+                "--id",
+                "id",
+                "--models",
+                &p("m1"),
+            ],
+            1,
+            "the columns \"Web Visits\" and \"web  visits\" are one field under the name rule",
         ),
         refusal(
             "train: an outcome that is neither won, lost nor open",

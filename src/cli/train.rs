@@ -148,10 +148,32 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
     outln!(out, "model      {} → {}", a.model_version, path.display());
     outln!(
         out,
-        "promoted   {} ({})",
+        "promoted   {}: {}",
         if promotion.promoted { "yes" } else { "no" },
         promotion.reason
     );
+    if let (false, Some(previous)) = (promotion.promoted, &promotion.previous) {
+        outln!(
+            out,
+            "           {previous} stays in service: `leadscore score` and `serve` keep using it."
+        );
+        if !promotion.serving_only_fields.is_empty() {
+            outln!(
+                out,
+                "           It scores with columns this model does not use ({}): if you left them \
+                 out on purpose (e.g. as leakage), its lower log loss comes from them.",
+                promotion.serving_only_fields.join(", ")
+            );
+        }
+        outln!(
+            out,
+            "           To serve this version instead: leadscore models promote {} --models {}",
+            a.model_version,
+            path.parent()
+                .and_then(Path::parent)
+                .map_or_else(|| ".".into(), |p| p.display().to_string())
+        );
+    }
     outln!(
         out,
         "data       {} rows: {} won, {} lost (closure rate {}), {} open or unlabelled",
@@ -218,18 +240,27 @@ fn summarise_fit(out: &mut String, a: &ModelArtifact) {
     }
 }
 
-/// Unused columns, warnings, and where the time went.
+/// Every column with its kind and role, warnings, and where the time went.
 fn summarise_notes(out: &mut String, trained: &Trained) {
-    let skipped: Vec<String> = trained
-        .artifact
-        .data
-        .columns
+    let columns = &trained.artifact.data.columns;
+    let width = columns
         .iter()
-        .filter(|c| c.role != "feature" && c.role != "target")
-        .map(|c| format!("{} ({})", c.name, c.role))
-        .collect();
-    if !skipped.is_empty() {
-        outln!(out, "not used   {}", skipped.join("; "));
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let used = columns.iter().filter(|c| c.role == "feature").count();
+    outln!(
+        out,
+        "columns    {} read: {used} features, {} not (kind as inferred, or set with --kind)",
+        columns.len(),
+        columns.len() - used
+    );
+    for c in columns {
+        let kind = c.kind.to_string();
+        outln!(out, "           {:width$}  {kind:11}  {}", c.name, c.role);
+    }
+    for w in &trained.table.warnings {
+        outln!(out, "WARNING    {w}");
     }
     for w in &trained.leakage {
         outln!(out, "WARNING    {w}");

@@ -87,19 +87,20 @@ pub(super) fn assign_roles(
             profile.kind = kind;
             profile.reason = "set with --kind".into();
         }
+        // The kind is stored beside the role, so a role names only what the kind does not.
         let role = if c == roles.target {
             "target".to_string()
         } else if Some(c) == roles.id {
-            "id".to_string()
+            "id (--id)".to_string()
         } else if Some(c) == roles.date {
-            "date (orders the holdout)".to_string()
+            "orders the holdout (--date)".to_string()
         } else if roles.dropped.contains(&c) {
             "dropped (--drop)".to_string()
         } else if profile.kind.is_feature() {
             features.push((c, profile.kind));
             "feature".to_string()
         } else {
-            format!("not a feature: {} ({})", profile.kind, profile.reason)
+            format!("not a feature: {}", profile.reason)
         };
         summaries.push(ColumnSummary {
             name: name.clone(),
@@ -109,14 +110,28 @@ pub(super) fn assign_roles(
             distinct: profile.distinct as u64,
         });
     }
+    // Every scoring path matches a lead's names to features by the name rule: two features one
+    // name could denote would make the model's own fields ambiguous.
+    for (i, &(second, _)) in features.iter().enumerate() {
+        if let Some(&(first, _)) = features[..i]
+            .iter()
+            .find(|&&(first, _)| crate::names::same(&table.headers[first], &table.headers[second]))
+        {
+            return Err(TrainError::SameFeatureName {
+                path: table.path.clone(),
+                first: table.headers[first].clone(),
+                second: table.headers[second].clone(),
+            });
+        }
+    }
     if features.is_empty() {
         return Err(TrainError::NoFeatures {
             path: table.path.clone(),
             columns: summaries
                 .iter()
-                .map(|c| format!("{} ({})", c.name, c.role))
+                .map(|c| format!("{} ({}, {})", c.name, c.kind, c.role))
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join("; "),
         });
     }
     Ok(Columns {

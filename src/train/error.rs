@@ -57,6 +57,16 @@ pub enum TrainError {
         line: u64,
         message: String,
     },
+    #[error(
+        "{path}: the columns {first:?} and {second:?} are one field under the name rule (names \
+         match ignoring case and spacing), so a lead could not say which it means; rename one, \
+         or leave one out with --drop"
+    )]
+    SameFeatureName {
+        path: PathBuf,
+        first: String,
+        second: String,
+    },
     #[error("{path}: no usable feature columns remain (columns: {columns})")]
     NoFeatures { path: PathBuf, columns: String },
     #[error("--{flag} {column:?}: {reason}")]

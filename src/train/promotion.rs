@@ -22,6 +22,9 @@ pub struct Promotion {
     pub new_log_loss: Option<f64>,
     /// Which leads the two models were compared on.
     pub compared_on: Option<String>,
+    /// Fields the serving model scores with that the new model does not (e.g. a column dropped
+    /// as leakage): a serving model that wins the comparison may win only because of them.
+    pub serving_only_fields: Vec<String>,
     pub reason: String,
 }
 
@@ -63,6 +66,7 @@ fn decide(
         serving_log_loss: None,
         new_log_loss: None,
         compared_on: None,
+        serving_only_fields: Vec::new(),
         reason: String::new(),
     };
     match (policy, &previous) {
@@ -76,13 +80,30 @@ fn decide(
             Err(e) => {
                 promotion.reason = format!("the serving model {version} cannot be loaded ({e})")
             }
-            Ok(serving) => match compare_with_serving(&serving, trained) {
-                Err(why) => {
-                    promotion.reason =
-                        format!("the serving model {version} cannot score this data: {why}")
+            Ok(serving) => {
+                let new_fields = crate::names::FieldIndex::new(
+                    trained
+                        .artifact
+                        .encoder
+                        .attributes
+                        .iter()
+                        .map(|a| a.name.as_str()),
+                );
+                promotion.serving_only_fields = serving
+                    .fields()
+                    .names()
+                    .iter()
+                    .filter(|name| new_fields.get(name.as_bytes()).is_none())
+                    .cloned()
+                    .collect();
+                match compare_with_serving(&serving, trained) {
+                    Err(why) => {
+                        promotion.reason =
+                            format!("the serving model {version} cannot score this data: {why}")
+                    }
+                    Ok(c) => promotion.judge(c, version),
                 }
-                Ok(c) => promotion.judge(c, version),
-            },
+            }
         },
     }
     Ok(promotion)
@@ -100,7 +121,7 @@ impl Promotion {
             if self.promoted {
                 ""
             } else {
-                " (kept the serving model; --promote always overrides)"
+                "; the serving model stays (--promote always overrides)"
             }
         );
         self.serving_log_loss = Some(c.serving_loss);
@@ -157,12 +178,9 @@ fn compare_with_serving(serving: &Model, trained: &Trained) -> Result<Comparison
     let (chosen, scope) = comparison_leads(serving, trained);
     let table = &trained.table;
     let holdout = &trained.holdout_rows;
-    let columns: Vec<Option<usize>> = serving
-        .encoder()
-        .attributes
-        .iter()
-        .map(|a| table.column_index(&a.name).ok())
-        .collect();
+    let columns = table
+        .attribute_columns(serving.fields())
+        .map_err(|e| e.to_string())?;
     let mut serving_p = Vec::with_capacity(chosen.len());
     for &i in &chosen {
         let row = holdout[i];
