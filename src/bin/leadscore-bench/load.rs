@@ -259,6 +259,9 @@ fn report(rounds: &[Round]) -> String {
         );
     }
     let cpu = |ms: &[&Measurement]| -> Option<f64> {
+        if ms.is_empty() {
+            return None;
+        }
         let (calls, seconds) = ms.iter().try_fold((0u64, 0f64), |(c, s), m| {
             Some((c + m.calls, s + m.server_cpu?.as_secs_f64()))
         })?;
