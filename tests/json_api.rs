@@ -3,8 +3,8 @@
 //! clients on the same port.
 
 use crate::server::{
-    Running, attribute_of_kind, csv_leads, fixture, metric_value, predictions, registry,
-    score_request, start, start_serving,
+    attribute_of_kind, csv_leads, fixture, metric_value, predictions, registry, score_request,
+    start, start_serving,
 };
 use leadscore::registry::Registry;
 use leadscore::server::TlsIdentity;
@@ -816,42 +816,5 @@ async fn json_and_grpc_over_tls_with_a_token_on_one_port() {
     let mut raw = Vec::new();
     let _ = plain.read_to_end(&mut raw).await;
     assert!(!raw.starts_with(b"HTTP/1.1 200"));
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_v1alpha_lists_the_services() {
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    let f = fixture();
-    let models = registry(&[&f.a], Some("test-a"));
-    let server: Running = start_serving(models.path(), |_| {}).await;
-    let mut client = ServerReflectionClient::new(server.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("unexpected reflection answer: {response:?}")
-    };
-    let mut names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-            "leadscore.v1.LeadScoring",
-        ]
-    );
     server.stop().await;
 }
