@@ -112,7 +112,7 @@ impl Endpoint {
 
 /// How long a JSON request's body may take to arrive: just under the call timeout (which, when
 /// it fires, answers in gRPC's format), so a slow upload gets a JSON 408 instead.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(29);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(super::REQUEST_TIMEOUT.as_secs() - 1);
 
 /// A refused JSON request: `{"error": {"code", "message", "field"}}` with its HTTP status.
 #[derive(Debug, Clone)]
