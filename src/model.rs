@@ -223,6 +223,8 @@ impl Model {
                 mean,
                 min,
                 max,
+                lower_limit,
+                upper_limit,
                 quintile_edges,
                 quintile_rates,
                 ..
@@ -230,6 +232,12 @@ impl Model {
             {
                 if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
                     return Err(format!("attribute {:?} has an invalid scaling", a.name));
+                }
+                // `clamp` panics on limits out of order or NaN: refuse them at load instead.
+                let low = lower_limit.unwrap_or(*min);
+                let high = upper_limit.unwrap_or(*max);
+                if low.is_nan() || high.is_nan() || low > high {
+                    return Err(format!("attribute {:?} has invalid limits", a.name));
                 }
                 if quintile_rates.len() != quintile_edges.len() + 1 {
                     return Err(format!("attribute {:?} has inconsistent quintiles", a.name));

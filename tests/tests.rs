@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod common;
+mod drift;
 mod evaluate;
 mod hardening;
 mod names;
