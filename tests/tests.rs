@@ -6,6 +6,7 @@ mod common;
 mod drift;
 mod evaluate;
 mod hardening;
+mod leakage;
 mod names;
 mod properties;
 mod refusals;

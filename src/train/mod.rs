@@ -34,7 +34,7 @@ mod solver;
 pub use artifact::top_coefficients;
 pub use config::TrainConfig;
 pub use error::TrainError;
-pub use leakage::LeakageWarning;
+pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
 pub use promotion::{PromotePolicy, Promotion, save_and_promote};
 
