@@ -761,3 +761,51 @@ fn a_failed_gate_exits_3_when_nothing_can_be_written() {
     assert!(err.contains("error: printing the report"), "{err}");
     assert!(err.contains("gate failed: --min-auc"), "{err}");
 }
+
+#[test]
+fn cli_evaluating_the_training_file_says_the_figures_are_in_sample_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path(), 3000, 7);
+    let models = dir.path().join("models");
+    let models = models.to_str().unwrap();
+    let train_csv = dir.path().join("train.csv");
+    let html = dir.path().join("report.html");
+    let (train_csv, html_path) = (train_csv.to_str().unwrap(), html.to_str().unwrap());
+    let training_leads = model.artifact.data.training_rows;
+    let expected = format!("in-sample: {training_leads} of the {training_leads} evaluated leads");
+
+    let out = run_ok(&[
+        "evaluate", "--data", train_csv, "--models", models, "--html", html_path,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&expected) && text.contains("optimistic"),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(&expected) && page.contains("optimistic"));
+    let out = run_ok(&[
+        "evaluate", "--data", train_csv, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["in_sample"]["leads"], training_leads);
+
+    // Other leads: no such warning anywhere.
+    let other = dir.path().join("other.csv");
+    write_sample(&other, 1000, 8).unwrap();
+    let other = other.to_str().unwrap();
+    let out = run_ok(&[
+        "evaluate", "--data", other, "--models", models, "--html", html_path,
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("in-sample"));
+    assert!(
+        !std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("in-sample")
+    );
+    let out = run_ok(&[
+        "evaluate", "--data", other, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("in_sample").is_none());
+}

@@ -1,7 +1,8 @@
 use super::{EXIT_GATE_FAILED, print, split_list};
 use crate::data::read_csv;
 use crate::evaluate::{
-    Gates, InputOptions, TableOptions, evaluate, inputs, report_html, report_json, report_terminal,
+    Gates, InSample, InputOptions, TableOptions, evaluate, inputs, report_html, report_json,
+    report_terminal,
 };
 use crate::fsutil::write_atomic;
 use crate::model::Model;
@@ -123,10 +124,16 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         max_psi: args.max_psi,
     };
     let registry = Registry::new(&args.models);
+    // In-sample is detected when the file is the training file itself (same SHA-256): the
+    // served model is refit on every row with an outcome, so each evaluated lead is a training
+    // lead. The artifact keeps no training ids, so a different file that repeats some training
+    // leads is not detected.
+    let mut same_file = false;
     let (model, leads, coverage) = match (&args.data, &args.predictions, &args.outcomes) {
         (Some(data), _, _) => {
             let model = registry.load_or_current(args.version.as_deref())?;
             let table = read_csv(data)?;
+            same_file = table.sha256 == model.artifact.data.sha256;
             let (leads, coverage) = inputs::backtest(&model, &table, &options)
                 .with_context(|| format!("evaluating {}", data.display()))?;
             (Some(model), leads, coverage)
@@ -150,7 +157,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let table_options = TableOptions {
         bins: args.bins as usize,
     };
-    let evaluation = evaluate(
+    let mut evaluation = evaluate(
         &leads,
         coverage,
         model.as_ref().map(|m| m.version().to_string()),
@@ -160,6 +167,12 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         &table_options,
         &gates,
     )?;
+    if same_file {
+        evaluation.in_sample = Some(InSample {
+            leads: evaluation.metrics.leads,
+            reason: "the file's SHA-256 is that of its training data".into(),
+        });
+    }
     if let Some(path) = &args.html {
         write_atomic(path, report_html::render(&evaluation).as_bytes())?;
         errln!("HTML report → {}", path.display());
