@@ -68,6 +68,23 @@ fn honest_lead(rng: &mut ChaCha8Rng) -> (Vec<String>, f64) {
 
 const HONEST_HEADER: &str = "source,specialization,time_on_site,visits";
 
+/// `rows` leads with the honest columns; `extra(rng, true log-odds)` gives the outcome and,
+/// when the test adds a column, its cell.
+fn leads(
+    seed: u64,
+    mut extra: impl FnMut(&mut ChaCha8Rng, f64) -> (Option<String>, bool),
+) -> Vec<(Vec<String>, bool)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..9000)
+        .map(|_| {
+            let (mut cells, logit) = honest_lead(&mut rng);
+            let (cell, won) = extra(&mut rng, logit);
+            cells.extend(cell);
+            (cells, won)
+        })
+        .collect()
+}
+
 fn train_on(header: &str, rows: &[(Vec<String>, bool)]) -> Vec<LeakageWarning> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leads.csv");
@@ -83,14 +100,7 @@ fn train_on(header: &str, rows: &[(Vec<String>, bool)]) -> Vec<LeakageWarning> {
 
 #[test]
 fn honest_strong_columns_are_not_flagged() {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let rows: Vec<(Vec<String>, bool)> = (0..9000)
-        .map(|_| {
-            let (cells, logit) = honest_lead(&mut rng);
-            let won = rng.random::<f64>() < sigmoid(logit);
-            (cells, won)
-        })
-        .collect();
+    let rows = leads(3, |rng, logit| (None, rng.random::<f64>() < sigmoid(logit)));
     let warnings = train_on(HONEST_HEADER, &rows);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     assert!(messages.is_empty(), "{messages:#?}");
@@ -98,20 +108,13 @@ fn honest_strong_columns_are_not_flagged() {
 
 #[test]
 fn a_column_that_alone_beats_all_the_others_together_is_flagged() {
-    let mut rng = ChaCha8Rng::seed_from_u64(4);
     // A call duration known only after the call: longer when the lead closed. Alone about 0.80,
     // below the absolute threshold, better than the honest columns together.
-    let rows: Vec<(Vec<String>, bool)> = (0..9000)
-        .map(|_| {
-            let (mut cells, logit) = honest_lead(&mut rng);
-            let won = rng.random::<f64>() < sigmoid(0.3 * logit - 0.5);
-            let duration = (5.0 + 1.2 * won as u8 as f64 + normal(&mut rng))
-                .exp()
-                .round();
-            cells.push(duration.to_string());
-            (cells, won)
-        })
-        .collect();
+    let rows = leads(4, |rng, logit| {
+        let won = rng.random::<f64>() < sigmoid(0.3 * logit - 0.5);
+        let duration = (5.0 + 1.2 * won as u8 as f64 + normal(rng)).exp().round();
+        (Some(duration.to_string()), won)
+    });
     let warnings = train_on(&format!("{HONEST_HEADER},duration"), &rows);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(warnings.len(), 1, "{messages:#?}");
@@ -133,22 +136,17 @@ fn a_column_that_alone_beats_all_the_others_together_is_flagged() {
 
 #[test]
 fn a_value_that_settles_the_outcome_is_flagged() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
     // A call result: "no answer" (3% of leads) never closed; the other labels say nothing.
-    let rows: Vec<(Vec<String>, bool)> = (0..9000)
-        .map(|_| {
-            let (mut cells, logit) = honest_lead(&mut rng);
-            let no_answer = rng.random::<f64>() < 0.03;
-            let won = !no_answer && rng.random::<f64>() < sigmoid(logit);
-            let result = if no_answer {
-                "no answer"
-            } else {
-                ["answered", "voicemail"][rng.random_range(0..2)]
-            };
-            cells.push(result.to_string());
-            (cells, won)
-        })
-        .collect();
+    let rows = leads(5, |rng, logit| {
+        let no_answer = rng.random::<f64>() < 0.03;
+        let won = !no_answer && rng.random::<f64>() < sigmoid(logit);
+        let result = if no_answer {
+            "no answer"
+        } else {
+            ["answered", "voicemail"][rng.random_range(0..2)]
+        };
+        (Some(result.to_string()), won)
+    });
     let no_answer = rows.iter().filter(|r| r.0[4] == "no answer").count() as u64;
     let warnings = train_on(&format!("{HONEST_HEADER},call_result"), &rows);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
@@ -172,22 +170,17 @@ fn a_value_that_settles_the_outcome_is_flagged() {
 
 #[test]
 fn a_number_that_settles_the_outcome_is_flagged_by_its_value() {
-    let mut rng = ChaCha8Rng::seed_from_u64(6);
     // A duration of 0 (the call never connected): never closed.
-    let rows: Vec<(Vec<String>, bool)> = (0..9000)
-        .map(|_| {
-            let (mut cells, logit) = honest_lead(&mut rng);
-            let connected = rng.random::<f64>() > 0.05;
-            let won = connected && rng.random::<f64>() < sigmoid(logit);
-            let duration = if connected {
-                (4.0 + normal(&mut rng)).exp().round().max(1.0)
-            } else {
-                0.0
-            };
-            cells.push(duration.to_string());
-            (cells, won)
-        })
-        .collect();
+    let rows = leads(6, |rng, logit| {
+        let connected = rng.random::<f64>() > 0.05;
+        let won = connected && rng.random::<f64>() < sigmoid(logit);
+        let duration = if connected {
+            (4.0 + normal(rng)).exp().round().max(1.0)
+        } else {
+            0.0
+        };
+        (Some(duration.to_string()), won)
+    });
     let warnings = train_on(&format!("{HONEST_HEADER},duration"), &rows);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(warnings.len(), 1, "{messages:#?}");
