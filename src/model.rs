@@ -62,6 +62,10 @@ pub struct DataSummary {
     pub date_range: Option<(String, String)>,
     /// Every column of the file, what it was taken for, and whether it is a feature.
     pub columns: Vec<ColumnSummary>,
+    /// A fingerprint of the training lead ids (when `--id` was given), to recognise them in
+    /// `evaluate`. Absent in older models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_sketch: Option<crate::id_sketch::IdSketch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

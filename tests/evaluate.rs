@@ -790,9 +790,14 @@ fn cli_evaluating_the_training_file_says_the_figures_are_in_sample_in_every_repo
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["in_sample"]["leads"], training_leads);
 
-    // Other leads: no such warning anywhere.
+    // Leads the model never saw (the sample numbers its ids from L0000001: renamed to N…): no
+    // such warning anywhere.
     let other = dir.path().join("other.csv");
     write_sample(&other, 1000, 8).unwrap();
+    let fresh = std::fs::read_to_string(&other)
+        .unwrap()
+        .replace("\nL", "\nN");
+    std::fs::write(&other, &fresh).unwrap();
     let other = other.to_str().unwrap();
     let out = run_ok(&[
         "evaluate", "--data", other, "--models", models, "--html", html_path,
@@ -808,4 +813,28 @@ fn cli_evaluating_the_training_file_says_the_figures_are_in_sample_in_every_repo
     ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.get("in_sample").is_none());
+
+    // Another file that repeats 200 training leads among 1000 new ones: recognised by id, the
+    // overlap estimated from the model's fingerprint of its training ids (512 of about 3000, so
+    // about 34 of the 200 are sampled: ±50% is 3 standard errors).
+    let training = std::fs::read_to_string(dir.path().join("train.csv")).unwrap();
+    let repeated: Vec<&str> = training.lines().skip(1).take(200).collect();
+    let mixed = dir.path().join("mixed.csv");
+    std::fs::write(&mixed, format!("{fresh}{}\n", repeated.join("\n"))).unwrap();
+    let mixed = mixed.to_str().unwrap();
+    let out = run_ok(&[
+        "evaluate", "--data", mixed, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let overlap = v["in_sample"]["leads"].as_u64().unwrap();
+    assert!((100..=300).contains(&overlap), "{}", v["in_sample"]);
+    assert_eq!(v["in_sample"]["estimated"], true);
+    let out = run_ok(&["evaluate", "--data", mixed, "--models", models]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "in-sample: about {overlap} of the 1200 evaluated leads"
+        )),
+        "{text}"
+    );
 }

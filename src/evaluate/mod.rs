@@ -193,6 +193,8 @@ pub struct Evaluation {
 pub struct InSample {
     /// Evaluated leads that were training leads.
     pub leads: u64,
+    /// `leads` is an estimate (from the model's fingerprint of its training ids).
+    pub estimated: bool,
     /// How that is known, e.g. the file's SHA-256 is the training data's.
     pub reason: String,
 }
@@ -201,9 +203,11 @@ impl InSample {
     /// The warning every report prints.
     pub fn message(&self, evaluated: u64) -> String {
         format!(
-            "in-sample: {} of the {evaluated} evaluated leads were training leads of this model \
-             ({}), so these figures are optimistic; evaluate on leads it has not seen",
-            self.leads, self.reason
+            "in-sample: {}{} of the {evaluated} evaluated leads were training leads of this \
+             model ({}), so these figures are optimistic; evaluate on leads it has not seen",
+            if self.estimated { "about " } else { "" },
+            self.leads,
+            self.reason
         )
     }
 }
