@@ -651,7 +651,7 @@ fn labels_differing_only_by_spacing_or_punctuation_are_reported_not_merged() {
     );
     assert!(
         found[1].contains("column \"channel\"")
-            && found[1].contains("\"e-mail\" (200), \"email\" (200), \"e.mail\" (100)"),
+            && found[1].contains("\"E-Mail\" (200), \"email\" (200), \"e.mail\" (100)"),
         "{}",
         found[1]
     );

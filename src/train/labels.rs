@@ -25,17 +25,23 @@ pub(super) fn probable_duplicates(
             continue;
         }
         let column = table.column(c);
-        // Normalised label → (leads, first spelling seen).
-        let mut labels: HashMap<String, (u64, &str)> = HashMap::new();
+        // Cells as written (no allocation per lead), then normalised label → (leads, its most
+        // common spelling; ties to the first in byte order).
+        let mut cells: HashMap<&str, u64> = HashMap::new();
         for &row in rows {
-            let cell = column.get(row);
-            if missing.is_missing(cell) {
-                continue;
-            }
+            *cells.entry(column.get(row)).or_insert(0) += 1;
+        }
+        let mut cells: Vec<(&str, u64)> = cells
+            .into_iter()
+            .filter(|(cell, _)| !missing.is_missing(cell))
+            .collect();
+        cells.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut labels: HashMap<String, (u64, &str)> = HashMap::new();
+        for (cell, leads) in cells {
             labels
                 .entry(normalise_category(cell))
                 .or_insert((0, cell))
-                .0 += 1;
+                .0 += leads;
         }
         let mut groups: BTreeMap<String, Vec<(u64, &str)>> = BTreeMap::new();
         for (label, (leads, spelling)) in &labels {

@@ -259,11 +259,33 @@ fn settling_value(
     cols: ArrayView2<'_, f64>,
     y: &[bool],
 ) -> Option<SettlingValue> {
-    // Identical inputs encode to identical columns: group the leads by their encoded columns.
-    let mut groups: HashMap<Vec<u64>, (u64, u64, usize)> = HashMap::new();
+    // Identical inputs encode to identical columns: group the leads by the one number that
+    // tells their encoded columns apart (the hot column of a category, else the value, and
+    // missing apart), without allocating per lead.
+    let missing_column = match &attribute.encoding {
+        Encoding::Numeric {
+            missing_indicator: true,
+            ..
+        }
+        | Encoding::Boolean {
+            missing_indicator: true,
+            ..
+        } => Some(1),
+        _ => None,
+    };
+    let key = |r: ArrayView1<'_, f64>| -> (bool, u64) {
+        match &attribute.encoding {
+            Encoding::Categorical { .. } => {
+                let hot = r.iter().position(|&v| v == 1.0);
+                (false, hot.map_or(u64::MAX, |h| h as u64))
+            }
+            _ if missing_column.is_some_and(|m| r[m] == 1.0) => (true, 0),
+            _ => (false, r[0].to_bits()),
+        }
+    };
+    let mut groups: HashMap<(bool, u64), (u64, u64, usize)> = HashMap::new();
     for (row, (r, &won)) in cols.rows().into_iter().zip(y).enumerate() {
-        let key: Vec<u64> = r.iter().map(|v| v.to_bits()).collect();
-        let group = groups.entry(key).or_insert((0, 0, row));
+        let group = groups.entry(key(r)).or_insert((0, 0, row));
         group.0 += 1;
         group.1 += won as u64;
     }
