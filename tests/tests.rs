@@ -3,8 +3,10 @@
 mod bench;
 mod cli;
 mod common;
+mod drift;
 mod evaluate;
 mod hardening;
+mod leakage;
 mod names;
 mod properties;
 mod refusals;
