@@ -25,6 +25,7 @@ pub mod data;
 pub mod encoder;
 pub mod evaluate;
 pub mod fsutil;
+pub mod id_sketch;
 pub mod metrics;
 pub mod model;
 pub mod names;

@@ -62,6 +62,10 @@ pub struct DataSummary {
     pub date_range: Option<(String, String)>,
     /// Every column of the file, what it was taken for, and whether it is a feature.
     pub columns: Vec<ColumnSummary>,
+    /// A fingerprint of the training lead ids (when `--id` was given), to recognise them in
+    /// `evaluate`. Absent in older models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_sketch: Option<crate::id_sketch::IdSketch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +227,8 @@ impl Model {
                 mean,
                 min,
                 max,
+                lower_limit,
+                upper_limit,
                 quintile_edges,
                 quintile_rates,
                 ..
@@ -230,6 +236,12 @@ impl Model {
             {
                 if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
                     return Err(format!("attribute {:?} has an invalid scaling", a.name));
+                }
+                // `clamp` panics on limits out of order or NaN: refuse them at load instead.
+                let low = lower_limit.unwrap_or(*min);
+                let high = upper_limit.unwrap_or(*max);
+                if low.is_nan() || high.is_nan() || low > high {
+                    return Err(format!("attribute {:?} has invalid limits", a.name));
                 }
                 if quintile_rates.len() != quintile_edges.len() + 1 {
                     return Err(format!("attribute {:?} has inconsistent quintiles", a.name));

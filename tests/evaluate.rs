@@ -761,3 +761,80 @@ fn a_failed_gate_exits_3_when_nothing_can_be_written() {
     assert!(err.contains("error: printing the report"), "{err}");
     assert!(err.contains("gate failed: --min-auc"), "{err}");
 }
+
+#[test]
+fn cli_evaluating_the_training_file_says_the_figures_are_in_sample_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_model(dir.path(), 3000, 7);
+    let models = dir.path().join("models");
+    let models = models.to_str().unwrap();
+    let train_csv = dir.path().join("train.csv");
+    let html = dir.path().join("report.html");
+    let (train_csv, html_path) = (train_csv.to_str().unwrap(), html.to_str().unwrap());
+    let training_leads = model.artifact.data.training_rows;
+    let expected = format!("in-sample: {training_leads} of the {training_leads} evaluated leads");
+
+    let out = run_ok(&[
+        "evaluate", "--data", train_csv, "--models", models, "--html", html_path,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&expected) && text.contains("optimistic"),
+        "{text}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(&expected) && page.contains("optimistic"));
+    let out = run_ok(&[
+        "evaluate", "--data", train_csv, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["in_sample"]["leads"], training_leads);
+
+    // Leads the model never saw (the sample numbers its ids from L0000001: renamed to N…): no
+    // such warning anywhere.
+    let other = dir.path().join("other.csv");
+    write_sample(&other, 1000, 8).unwrap();
+    let fresh = std::fs::read_to_string(&other)
+        .unwrap()
+        .replace("\nL", "\nN");
+    std::fs::write(&other, &fresh).unwrap();
+    let other = other.to_str().unwrap();
+    let out = run_ok(&[
+        "evaluate", "--data", other, "--models", models, "--html", html_path,
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("in-sample"));
+    assert!(
+        !std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("in-sample")
+    );
+    let out = run_ok(&[
+        "evaluate", "--data", other, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("in_sample").is_none());
+
+    // Another file that repeats 200 training leads among 1000 new ones: recognised by id, the
+    // overlap estimated from the model's fingerprint of its training ids (512 of about 3000, so
+    // about 34 of the 200 are sampled: ±50% is 3 standard errors).
+    let training = std::fs::read_to_string(dir.path().join("train.csv")).unwrap();
+    let repeated: Vec<&str> = training.lines().skip(1).take(200).collect();
+    let mixed = dir.path().join("mixed.csv");
+    std::fs::write(&mixed, format!("{fresh}{}\n", repeated.join("\n"))).unwrap();
+    let mixed = mixed.to_str().unwrap();
+    let out = run_ok(&[
+        "evaluate", "--data", mixed, "--models", models, "--json", "-",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let overlap = v["in_sample"]["leads"].as_u64().unwrap();
+    assert!((100..=300).contains(&overlap), "{}", v["in_sample"]);
+    assert_eq!(v["in_sample"]["estimated"], true);
+    let out = run_ok(&["evaluate", "--data", mixed, "--models", models]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "in-sample: about {overlap} of the 1200 evaluated leads"
+        )),
+        "{text}"
+    );
+}

@@ -3,9 +3,11 @@
 mod bench;
 mod cli;
 mod common;
+mod drift;
 mod evaluate;
 mod hardening;
 mod json_api;
+mod leakage;
 mod names;
 mod properties;
 mod refusals;

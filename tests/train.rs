@@ -613,3 +613,57 @@ fn a_given_training_time_stamps_the_artifact_and_names_the_version() {
     );
     assert_eq!(Registry::new(&models).versions().unwrap(), [version]);
 }
+
+#[test]
+fn labels_differing_only_by_spacing_or_punctuation_are_reported_not_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,gender,channel,outcome\n");
+    for i in 0..600 {
+        let gender = match i % 10 {
+            0..=4 => "Female",
+            5 => "Fe Male",
+            6 => "FEMALE",
+            _ => "Male",
+        };
+        let channel = match i % 6 {
+            0 | 1 => "email",
+            2 => "e-mail",
+            3 => "E-Mail",
+            4 => "e.mail",
+            _ => "phone",
+        };
+        text.push_str(&format!("{i},{gender},{channel},{}\n", (i * 7919) % 3 == 0));
+    }
+    let data = write(dir.path(), "messy.csv", &text);
+    let trained = train(&TrainConfig::new(&data, "outcome"), &mut quiet()).unwrap();
+    let found: Vec<&String> = trained
+        .warnings
+        .iter()
+        .filter(|w| w.contains("spacing or punctuation"))
+        .collect();
+    assert_eq!(found.len(), 2, "{:#?}", trained.warnings);
+    // Case is already one label (Female + FEMALE = 360); spacing is not.
+    assert!(
+        found[0].contains("column \"gender\"")
+            && found[0].contains("\"Female\" (360), \"Fe Male\" (60)"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1].contains("column \"channel\"")
+            && found[1].contains("\"E-Mail\" (200), \"email\" (200), \"e.mail\" (100)"),
+        "{}",
+        found[1]
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|w| w.contains("\"Male\"") || w.contains("phone"))
+    );
+    // Reported, not merged: each spelling keeps its own level.
+    let Encoding::Categorical { levels, .. } = &trained.artifact.encoder.attributes[0].encoding
+    else {
+        panic!("gender is not categorical")
+    };
+    assert!(levels.contains(&"female".into()) && levels.contains(&"fe male".into()));
+}

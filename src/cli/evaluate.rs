@@ -1,7 +1,8 @@
 use super::{EXIT_GATE_FAILED, print, split_list};
-use crate::data::read_csv;
+use crate::data::{Table, read_csv};
 use crate::evaluate::{
-    Gates, InputOptions, TableOptions, evaluate, inputs, report_html, report_json, report_terminal,
+    Gates, InSample, InputOptions, TableOptions, evaluate, inputs, report_html, report_json,
+    report_terminal,
 };
 use crate::fsutil::write_atomic;
 use crate::model::Model;
@@ -123,10 +124,12 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         max_psi: args.max_psi,
     };
     let registry = Registry::new(&args.models);
+    let mut in_sample = None;
     let (model, leads, coverage) = match (&args.data, &args.predictions, &args.outcomes) {
         (Some(data), _, _) => {
             let model = registry.load_or_current(args.version.as_deref())?;
             let table = read_csv(data)?;
+            in_sample = training_leads_in(&model, &table, &options);
             let (leads, coverage) = inputs::backtest(&model, &table, &options)
                 .with_context(|| format!("evaluating {}", data.display()))?;
             (Some(model), leads, coverage)
@@ -150,7 +153,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let table_options = TableOptions {
         bins: args.bins as usize,
     };
-    let evaluation = evaluate(
+    let mut evaluation = evaluate(
         &leads,
         coverage,
         model.as_ref().map(|m| m.version().to_string()),
@@ -160,6 +163,11 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         &table_options,
         &gates,
     )?;
+    evaluation.in_sample = in_sample.map(|mut found: InSample| {
+        // Open rows are not evaluated but may carry a training id.
+        found.leads = found.leads.min(evaluation.metrics.leads);
+        found
+    });
     if let Some(path) = &args.html {
         write_atomic(path, report_html::render(&evaluation).as_bytes())?;
         errln!("HTML report → {}", path.display());
@@ -187,6 +195,40 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         errln!("gate failed: {} {}", g.gate, g.message);
     }
     Ok(ExitCode::from(EXIT_GATE_FAILED))
+}
+
+/// Whether the backtest's leads were training leads of the model: all of them when the file
+/// is the training file itself (same SHA-256; the served model is refit on every row with an
+/// outcome), else those whose ids the model's fingerprint of its training ids recognises.
+/// Models trained without `--id` (or before the fingerprint) recognise the same file only.
+fn training_leads_in(model: &Model, table: &Table, options: &InputOptions) -> Option<InSample> {
+    let data = &model.artifact.data;
+    if table.sha256 == data.sha256 {
+        return Some(InSample {
+            leads: u64::MAX,
+            estimated: false,
+            reason: "the file's SHA-256 is that of its training data".into(),
+        });
+    }
+    let sketch = data.id_sketch.as_ref()?;
+    let id_name = options
+        .id
+        .clone()
+        .or_else(|| model.artifact.target.id_column.clone())?;
+    let column = table.column(table.column_index(&id_name).ok()?);
+    let (leads, exact) = sketch.overlap(column.iter());
+    (leads > 0).then(|| InSample {
+        leads,
+        estimated: !exact,
+        reason: if exact {
+            format!("matched by {id_name:?}")
+        } else {
+            format!(
+                "matched by {id_name:?} against a fingerprint of its {} training ids",
+                sketch.ids
+            )
+        },
+    })
 }
 
 /// The model for realized mode: the named version, else the one in service; without a

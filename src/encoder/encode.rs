@@ -63,6 +63,8 @@ impl Attribute {
                 scale,
                 min,
                 max,
+                lower_limit,
+                upper_limit,
                 missing_indicator,
                 ..
             } => {
@@ -72,7 +74,9 @@ impl Attribute {
                     }
                     return Ok(Reading::Missing);
                 };
-                out[0] = (x.clamp(*min, *max) - mean) / scale;
+                let low = lower_limit.unwrap_or(*min);
+                let high = upper_limit.unwrap_or(*max);
+                out[0] = (x.clamp(low, high) - mean) / scale;
                 Ok(Reading::Number(x))
             }
             Encoding::Boolean {

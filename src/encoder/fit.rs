@@ -117,6 +117,7 @@ fn fit_numeric<'a>(
     } else {
         (sorted[0], sorted[sorted.len() - 1])
     };
+    let (lower_limit, upper_limit) = winsor_limits(&sorted);
     let mut quintile_edges: Vec<f64> = if sorted.is_empty() {
         vec![]
     } else {
@@ -133,11 +134,44 @@ fn fit_numeric<'a>(
         scale,
         min,
         max,
+        lower_limit: Some(lower_limit),
+        upper_limit: Some(upper_limit),
         missing_indicator: missing_rate.leads > 0,
         quintile_edges,
         quintile_rates,
         missing_rate,
     })
+}
+
+/// How far beyond its quartiles, in interquartile ranges, a number may go before it is
+/// winsorised: Tukey's "far out" fences.
+pub const FENCE_IQRS: f64 = 3.0;
+
+/// The limits a number is winsorised to before scaling, from the sorted training values: the
+/// training range widened to Tukey's far-out fences, `[Q1 - 3 IQR, Q3 + 3 IQR]`.
+///
+/// Why not the training range, as before: the next leads come from a later world. When
+/// correlated columns (monthly macro figures, say) drift together past the training range,
+/// clamping freezes one of them at its edge while its partners move on, and the large opposite
+/// weights a fit gives such a group stop cancelling: on a time-split telemarketing export that
+/// turned AUC 0.70 into 0.48. Inside the fences a value extrapolates linearly, as a plain
+/// regression would. Beyond them (and beyond anything training saw) a value is a real outlier
+/// (10^9 web visits, a typo, a unit error): winsorising it keeps the probability near what the
+/// training extremes give. The fences are robust (quartiles, not the mean and deviation that
+/// the outlier would inflate), so a heavy-tailed column such as visits, whose fences lie inside
+/// its training range, keeps exactly the old clamp, and the training values themselves are
+/// never changed: the limits always contain `[min, max]`, so the fit is the same as before.
+fn winsor_limits(sorted: &[f64]) -> (f64, f64) {
+    let (Some(&min), Some(&max)) = (sorted.first(), sorted.last()) else {
+        return (0.0, 0.0);
+    };
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let (q1, q3) = (at(0.25), at(0.75));
+    let iqr = q3 - q1;
+    (
+        min.min(q1 - FENCE_IQRS * iqr),
+        max.max(q3 + FENCE_IQRS * iqr),
+    )
 }
 
 /// Share of yes in a yes/no column, and the closure rates of yes, no and missing.

@@ -5,9 +5,10 @@
 //! server (from protobuf values) all call [`Attribute::encode`], so they cannot disagree.
 //!
 //! Encodings (the fitted parameters are stored in the model artifact):
-//! - numeric: `(x - mean) / scale`, the value first clamped to the training range; a missing
-//!   value becomes the mean (0) plus a missing indicator column (when training saw missing
-//!   values);
+//! - numeric: `(x - mean) / scale`, the value first winsorised to its limits (the training
+//!   range widened to Tukey's far-out fences, see `fit::winsor_limits` for why); a
+//!   missing value becomes the mean (0) plus a missing indicator column (when training saw
+//!   missing values);
 //! - boolean: 1/0; missing becomes the training share of yes plus a missing indicator;
 //! - categorical: one column per level (labels compared case- and space-insensitively), one for
 //!   the pooled rare levels (also used for labels never seen in training) and one for missing.
@@ -82,6 +83,13 @@ pub enum Encoding {
         scale: f64,
         min: f64,
         max: f64,
+        /// Values are winsorised to `[lower_limit, upper_limit]` before scaling. Absent in
+        /// artifacts written before the limits existed: those clamp to `[min, max]`, as they
+        /// always did, so they score exactly as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lower_limit: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper_limit: Option<f64>,
         missing_indicator: bool,
         /// Upper edges of the training quintiles (4 edges), for "leads like this closed at".
         quintile_edges: Vec<f64>,

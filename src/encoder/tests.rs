@@ -65,9 +65,15 @@ fn numeric_standardises_imputes_and_flags_missing() {
     assert!((scale - (8.0f64 / 3.0).sqrt()).abs() < 1e-12);
     assert_eq!(encode(&a, RawValue::Text("3")).unwrap().0, [0.0, 0.0]);
     assert_eq!(encode(&a, RawValue::Text("NA")).unwrap().0, [0.0, 1.0]);
-    // Clamped to the training range [1, 5].
+    // Linear past the training range [1, 5] up to the far-out fences Q1 - 3 IQR = 3 - 3 * 2 and
+    // Q3 + 3 IQR = 5 + 3 * 2 (quartiles 3 and 5 of three values),
+    // winsorised beyond it.
+    let (past, _) = encode(&a, RawValue::Number(8.0)).unwrap();
+    assert!((past[0] - 5.0 / scale).abs() < 1e-12);
     let (high, _) = encode(&a, RawValue::Number(1e9)).unwrap();
-    assert!((high[0] - 2.0 / scale).abs() < 1e-12);
+    assert!((high[0] - 8.0 / scale).abs() < 1e-12);
+    let (low, _) = encode(&a, RawValue::Number(-1e9)).unwrap();
+    assert!((low[0] + 6.0 / scale).abs() < 1e-12);
     let err = encode(&a, RawValue::Text("abc")).unwrap_err();
     assert_eq!(err.field, "x");
     assert!(encode(&a, RawValue::Number(f64::NAN)).is_err());
@@ -230,4 +236,23 @@ fn table_encoding_matches_row_encoding() {
         .unwrap();
         assert_eq!(matrix.row(i).to_vec(), out, "matrix row {i}, table row {r}");
     }
+}
+
+#[test]
+fn an_artifact_without_limits_clamps_to_the_training_range_as_before() {
+    let mut a = fit_one(Kind::Numeric, &["1", "3", "5"], &[false, true, false], 1);
+    let json = serde_json::to_value(&a).unwrap();
+    assert!(json["encoding"]["upper_limit"].is_number());
+    let mut old = json.clone();
+    let encoding = old["encoding"].as_object_mut().unwrap();
+    encoding.remove("lower_limit");
+    encoding.remove("upper_limit");
+    a = serde_json::from_value(old).unwrap();
+    let Encoding::Numeric { scale, .. } = a.encoding else {
+        panic!()
+    };
+    let (high, _) = encode(&a, RawValue::Number(1e9)).unwrap();
+    assert!((high[0] - 2.0 / scale).abs() < 1e-12);
+    let (low, _) = encode(&a, RawValue::Number(-1e9)).unwrap();
+    assert!((low[0] + 2.0 / scale).abs() < 1e-12);
 }

@@ -182,6 +182,34 @@ pub struct Evaluation {
     pub gates: Vec<GateResult>,
     /// True when every gate passed (or none was set).
     pub gates_passed: bool,
+    /// Set when the evaluated leads were training leads of the model: its figures are then
+    /// optimistic. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_sample: Option<InSample>,
+}
+
+/// Evaluated leads the model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InSample {
+    /// Evaluated leads that were training leads.
+    pub leads: u64,
+    /// `leads` is an estimate (from the model's fingerprint of its training ids).
+    pub estimated: bool,
+    /// How that is known, e.g. the file's SHA-256 is the training data's.
+    pub reason: String,
+}
+
+impl InSample {
+    /// The warning every report prints.
+    pub fn message(&self, evaluated: u64) -> String {
+        format!(
+            "in-sample: {}{} of the {evaluated} evaluated leads were training leads of this \
+             model ({}), so these figures are optimistic; evaluate on leads it has not seen",
+            if self.estimated { "about " } else { "" },
+            self.leads,
+            self.reason
+        )
+    }
 }
 
 /// How the tables are cut.
@@ -268,6 +296,7 @@ pub fn evaluate(
         months,
         drift,
         gates: gate_results,
+        in_sample: None,
     })
 }
 

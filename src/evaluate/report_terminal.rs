@@ -29,6 +29,9 @@ pub fn render(e: &Evaluation) -> String {
 
 fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     coverage(out, e)?;
+    if let Some(in_sample) = &e.in_sample {
+        writeln!(out, "WARNING    {}", in_sample.message(e.metrics.leads))?;
+    }
     writeln!(out)?;
     headline(out, e)?;
     writeln!(out)?;

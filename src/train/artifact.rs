@@ -10,6 +10,7 @@ use super::regularisation::AlphaChoice;
 use super::solver::Fit;
 use crate::data::Table;
 use crate::encoder::FeatureEncoder;
+use crate::id_sketch::IdSketch;
 use crate::metrics::calibration_bins;
 use crate::model::{
     Coefficient, DataSummary, FORMAT_VERSION, HoldoutReport, ModelArtifact, Regularisation,
@@ -103,6 +104,10 @@ fn data_summary(learned: &Learned<'_>) -> DataSummary {
         date_column: learned.roles.date.map(|d| table.headers[d].clone()),
         date_range: learned.holdout.date_range.clone(),
         columns: learned.columns.summaries.clone(),
+        id_sketch: learned.roles.id.map(|c| {
+            let column = table.column(c);
+            IdSketch::new(outcomes.rows.iter().map(|&row| column.get(row)))
+        }),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
 //!   the fit without it that the reported metrics come from;
 //! - `features`: fit the encoder and encode the rows in the holdout's order;
+//! - `labels`: category labels that differ only by spacing or punctuation, reported;
 //! - `leakage`: columns that predict the outcome suspiciously well on their own;
 //! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
 //! - `solver`: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
@@ -24,6 +25,7 @@ mod config;
 mod error;
 mod features;
 mod holdout;
+mod labels;
 mod leakage;
 mod outcomes;
 mod progress;
@@ -34,7 +36,7 @@ mod solver;
 pub use artifact::top_coefficients;
 pub use config::TrainConfig;
 pub use error::TrainError;
-pub use leakage::LeakageWarning;
+pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
 pub use promotion::{PromotePolicy, Promotion, save_and_promote};
 
@@ -100,10 +102,13 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         solver.fit(x.view(), &holdout.won, choice.alpha, Some(&measured.fit))
     })?;
     progress::refitted(progress, x.nrows(), timings.final_fit);
-    let warnings = [("holdout fit", &measured.fit), ("final fit", &final_fit)]
-        .into_iter()
-        .filter_map(|(what, fit)| fit.convergence_warning(what, config.max_iterations))
-        .collect();
+    let mut warnings =
+        labels::probable_duplicates(&table, &columns.features, &outcomes.rows, &missing);
+    warnings.extend(
+        [("holdout fit", &measured.fit), ("final fit", &final_fit)]
+            .into_iter()
+            .filter_map(|(what, fit)| fit.convergence_warning(what, config.max_iterations)),
+    );
 
     let artifact = artifact::assemble(artifact::Learned {
         config,

@@ -52,6 +52,7 @@ p.sub, .note { color: var(--muted); margin: 2px 0 8px; }
 .gates li { padding: 6px 10px; border-radius: 5px; margin: 4px 0; }
 .gates .pass { background: #e6f4ea; color: var(--ok); }
 .gates .fail { background: #fdecea; color: var(--warn); font-weight: 600; }
+.insample { background: #fdecea; color: var(--warn); font-weight: 600; padding: .5em .8em; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px;
          break-inside: avoid; page-break-inside: avoid; }
@@ -149,7 +150,15 @@ fn head(out: &mut String, e: &Evaluation) -> fmt::Result {
         "<p class=\"sub\">{mode} evaluation · model {} · {}</p>",
         esc(e.model_version.as_deref().unwrap_or("(none)")),
         esc(&e.coverage.describe())
-    )
+    )?;
+    if let Some(in_sample) = &e.in_sample {
+        writeln!(
+            out,
+            "<p class=\"insample\">{}</p>",
+            esc(&in_sample.message(e.metrics.leads))
+        )?;
+    }
+    Ok(())
 }
 
 /// A headline card: the metric, its value, a detail, and what it means in plain words.
