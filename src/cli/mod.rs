@@ -4,6 +4,7 @@
 //! failed (`evaluate`).
 
 /// `writeln!` into a `String` report (which cannot fail); the report is printed with [`print`].
+#[macro_export]
 macro_rules! outln {
     ($out:expr, $($arg:tt)*) => {{
         use std::fmt::Write as _;
@@ -14,6 +15,7 @@ macro_rules! outln {
 /// `eprintln!` that cannot panic. `eprintln!` panics when standard error cannot be written (a
 /// file on a full disk, a closed pipe), which would turn the command's exit code (1, or 3 for a
 /// failed gate) into a panic's 101; a message that cannot be written is dropped instead.
+#[macro_export]
 macro_rules! errln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;

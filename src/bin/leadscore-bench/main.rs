@@ -12,22 +12,9 @@
 //! public API (the generated types in `leadscore::server::pb`, the server's transport) like any
 //! other client would.
 
-/// `writeln!` into a `String` report (which cannot fail); the report is printed at the end.
-macro_rules! outln {
-    ($out:expr, $($arg:tt)*) => {{
-        use std::fmt::Write as _;
-        let _ = writeln!($out, $($arg)*);
-    }};
-}
-
-/// `eprintln!` that cannot panic (it would when standard error cannot be written, turning exit
-/// code 1 into a panic's 101); a message that cannot be written is dropped instead.
-macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
-    }};
-}
+// The library's `outln!` and `errln!` (the writers that cannot panic), for every module here.
+#[macro_use]
+extern crate leadscore;
 
 mod ceiling;
 mod generator;
