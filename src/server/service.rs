@@ -430,10 +430,21 @@ fn score_one<'a>(
     scratch.start(served.encoder().attributes.len());
     let fields = served.model.fields();
     let lead_id = wire::lead(lead, |name, value| {
-        match fields.get(name) {
-            Some(i) => scratch.set(i, name, wire::field_value(value)?),
-            None => scratch.unused(wire::name(name)?),
-        }
+        let field = match fields.get_exact(name) {
+            Some(i) => i,
+            None => {
+                // Any other spelling is checked as text once, for the rule and the warning.
+                let text = wire::name(name)?;
+                match fields.get_folded(text) {
+                    Some(i) => i,
+                    None => {
+                        scratch.unused(text);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        scratch.set(field, name, wire::field_value(value)?);
         Ok(())
     })
     .map_err(LeadError::Wire)?;

@@ -448,7 +448,7 @@ fn score_lead<'a>(
     scratch.start(served.encoder().attributes.len());
     let fields = served.model.fields();
     for (name, value) in &lead.fields {
-        match fields.get(name.as_bytes()) {
+        match fields.get_str(name) {
             Some(i) => scratch.set(i, name.as_bytes(), value.raw()),
             None => scratch.unused(name),
         }
