@@ -683,6 +683,99 @@ mod tests {
         let mut a = artifact();
         a.format_version = 2;
         assert!(Model::new(a).unwrap_err().contains("format version 2"));
+        // A training distribution whose bins do not fit its attribute, or whose shares are not
+        // shares, would index out of bounds when drift is measured.
+        let numeric = |a: &ModelArtifact| {
+            a.encoder
+                .attributes
+                .iter()
+                .position(|x| matches!(x.encoding, Encoding::Numeric { .. }))
+                .unwrap()
+        };
+        let mut a = artifact();
+        let i = numeric(&a);
+        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
+            edges: vec![1.0, 2.0],
+            shares: vec![0.5, 0.5],
+            missing_share: 0.0,
+        });
+        assert!(
+            Model::new(a.clone())
+                .unwrap_err()
+                .contains("inconsistent training")
+        );
+        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
+            edges: vec![1.0, 2.0],
+            shares: vec![0.5, 0.5, f64::NAN],
+            missing_share: 0.0,
+        });
+        assert!(
+            Model::new(a.clone())
+                .unwrap_err()
+                .contains("inconsistent training")
+        );
+        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
+            edges: vec![1.0, 2.0],
+            shares: vec![0.5, 0.25, 0.25],
+            missing_share: 0.0,
+        });
+        assert!(Model::new(a).is_ok());
+    }
+
+    #[test]
+    fn a_number_outside_the_training_range_is_a_warning_naming_it() {
+        let mut a = artifact();
+        let i = a
+            .encoder
+            .attributes
+            .iter()
+            .position(|x| matches!(x.encoding, Encoding::Numeric { .. }))
+            .unwrap();
+        let Encoding::Numeric {
+            min,
+            max,
+            ref mut upper_limit,
+            ..
+        } = a.encoder.attributes[i].encoding
+        else {
+            unreachable!()
+        };
+        *upper_limit = Some(max + 10.0);
+        let name = a.encoder.attributes[i].name.clone();
+        let m = Model::new(a).unwrap();
+        let score = |x: f64| {
+            m.score(
+                |j| {
+                    if j == i {
+                        RawValue::Number(x)
+                    } else {
+                        RawValue::Missing
+                    }
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let inside = score(min);
+        assert!(inside.out_of_range.is_empty());
+        assert!(!inside.warnings.iter().any(|w| w.contains("training range")));
+        // Past the range, within the winsorising limit: extrapolated, said so.
+        let past = score(max + 1.0);
+        assert_eq!(past.out_of_range, [i]);
+        let range = format!("[{}, {}]", format_number(min), format_number(max));
+        assert!(past.warnings.contains(&format!(
+            "{name}: {} is outside the training range {range}",
+            format_number(max + 1.0)
+        )));
+        // Beyond the limit: winsorised, and the value it was scored as is named.
+        let far = score(max + 1e6);
+        assert!(far.warnings.contains(&format!(
+            "{name}: {} is outside the training range {range}; scored as {} (the winsorising \
+             limit)",
+            format_number(max + 1e6),
+            format_number(max + 10.0)
+        )));
+        assert_eq!(score(min - 1.0).out_of_range, [i]);
     }
 
     #[test]

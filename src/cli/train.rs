@@ -226,11 +226,11 @@ fn summarise_drift(out: &mut String, drift: &FeatureDrift) {
     }
     outln!(
         out,
-        "drift      holdout against the training part: {} of {} attributes flagged (!), {} \
-         moved (PSI ≥ 0.1 or values outside the training range)",
-        drift.flagged().count(),
+        "drift      holdout against the training part: {notable} of {} attributes moved \
+         (PSI ≥ 0.1), {} flagged (!: PSI ≥ 0.25, or ≥ 10% of the numbers outside the training \
+         range or of the labels unseen)",
         drift.attributes.len(),
-        notable
+        drift.flagged().count(),
     );
     // Writing into a String cannot fail.
     let _ = crate::evaluate::report_terminal::feature_drift_table(out, drift, true);

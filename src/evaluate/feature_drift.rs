@@ -303,11 +303,11 @@ fn bin_labels(attribute: &Attribute, distribution: &Distribution) -> Vec<String>
             (0..=edges.len())
                 .map(
                     |b| match (b.checked_sub(1).map(|p| edges[p]), edges.get(b)) {
-                        (None, Some(upper)) => format!("≤ {}", format_number(*upper)),
+                        (None, Some(upper)) => format!("≤ {}", figure(*upper)),
                         (Some(lower), Some(upper)) => {
-                            format!("{} – {}", format_number(lower), format_number(*upper))
+                            format!("{} – {}", figure(lower), figure(*upper))
                         }
-                        (Some(lower), None) => format!("> {}", format_number(lower)),
+                        (Some(lower), None) => format!("> {}", figure(lower)),
                         (None, None) => "all values".to_string(),
                     },
                 )
@@ -334,14 +334,14 @@ fn reason(d: &AttributeDrift) -> String {
             causes.push(format!(
                 "{} of values above the training range (max {})",
                 pct(above),
-                format_number(max)
+                figure(max)
             ));
         }
         if below >= MENTION_SHARE {
             causes.push(format!(
                 "{} of values below the training range (min {})",
                 pct(below),
-                format_number(min)
+                figure(min)
             ));
         }
     }
@@ -367,6 +367,23 @@ fn reason(d: &AttributeDrift) -> String {
         ));
     }
     format!("PSI {:.2}: {}", d.psi, causes.join("; "))
+}
+
+/// A number as a reason or a bin label shows it: four significant digits (a training maximum
+/// of 24.982488747813548 reads 24.98), whole numbers whole.
+pub fn figure(x: f64) -> String {
+    if x.fract() == 0.0 || !x.is_finite() {
+        return format_number(x);
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{x:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
 }
 
 #[cfg(test)]
@@ -541,6 +558,16 @@ mod tests {
         assert!(!steady.flagged && steady.psi < 0.1, "{steady:?}");
         assert_eq!(steady.reason, None);
         assert_eq!(steady.level, "stable");
+    }
+
+    #[test]
+    fn figures_have_four_significant_digits() {
+        assert_eq!(figure(24.982488747813548), "24.98");
+        assert_eq!(figure(10.0), "10");
+        assert_eq!(figure(-1.8), "-1.8");
+        assert_eq!(figure(0.001234567), "0.001235");
+        assert_eq!(figure(5191.25), "5191");
+        assert_eq!(figure(-0.00001), "-0.00001");
     }
 
     #[test]
