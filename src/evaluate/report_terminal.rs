@@ -227,8 +227,7 @@ pub fn feature_drift_table(out: &mut String, drift: &FeatureDrift, notable: bool
             .take(width)
             .map(|c| if c.is_control() { '?' } else { c })
             .collect();
-        writeln!(
-            out,
+        let line = format!(
             "  {:<width$} {:<11} {:>7.3} {:<8} {:>15} {:>7} {:>7} {:>7} {} {}",
             name,
             a.kind.to_string(),
@@ -244,7 +243,8 @@ pub fn feature_drift_table(out: &mut String, drift: &FeatureDrift, notable: bool
             share(a.unseen_share),
             if a.flagged { "!" } else { " " },
             a.reason.as_deref().unwrap_or("")
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
