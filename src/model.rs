@@ -694,32 +694,32 @@ mod tests {
         };
         let mut a = artifact();
         let i = numeric(&a);
-        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
-            edges: vec![1.0, 2.0],
-            shares: vec![0.5, 0.5],
-            missing_share: 0.0,
-        });
+        let mut with = |edges: Vec<f64>, shares: Vec<f64>| {
+            a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
+                edges,
+                shares,
+                missing_share: 0.0,
+            });
+            Model::new(a.clone()).map(|_| ())
+        };
+        let refused = "inconsistent training distribution";
         assert!(
-            Model::new(a.clone())
+            with(vec![1.0, 2.0], vec![0.5, 0.5])
                 .unwrap_err()
-                .contains("inconsistent training")
+                .contains(refused)
         );
-        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
-            edges: vec![1.0, 2.0],
-            shares: vec![0.5, 0.5, f64::NAN],
-            missing_share: 0.0,
-        });
+        let not_a_share = vec![0.5, 0.5, f64::NAN];
         assert!(
-            Model::new(a.clone())
+            with(vec![1.0, 2.0], not_a_share)
                 .unwrap_err()
-                .contains("inconsistent training")
+                .contains(refused)
         );
-        a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
-            edges: vec![1.0, 2.0],
-            shares: vec![0.5, 0.25, 0.25],
-            missing_share: 0.0,
-        });
-        assert!(Model::new(a).is_ok());
+        assert!(
+            with(vec![2.0, 1.0], vec![0.5, 0.25, 0.25])
+                .unwrap_err()
+                .contains(refused)
+        );
+        assert_eq!(with(vec![1.0, 2.0], vec![0.5, 0.25, 0.25]), Ok(()));
     }
 
     #[test]

@@ -74,26 +74,26 @@ fn attribute<'a>(drift: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {drift}"))
 }
 
-fn train(dir: &Path, data: &Path) -> std::process::Output {
-    let models = dir.join("models");
-    let out = leadscore_at(
-        "2030-01-01T00:00:00Z",
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--target",
-            "converted",
-            "--id",
-            "lead_id",
-            "--date",
-            "created_at",
-            "--models",
-            models.to_str().unwrap(),
-            "--json",
-            "-q",
-        ],
-    );
+/// `train --date created_at` into `models` (`--json` summary when `json`).
+fn train(models: &Path, data: &Path, json: bool) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--target",
+        "converted",
+        "--id",
+        "lead_id",
+        "--date",
+        "created_at",
+        "--models",
+        models.to_str().unwrap(),
+        "-q",
+    ];
+    if json {
+        args.push("--json");
+    }
+    let out = leadscore_at("2030-01-01T00:00:00Z", &args);
     assert!(out.status.success(), "{}", stderr(&out));
     out
 }
@@ -103,7 +103,7 @@ fn train_by_date_names_the_attribute_that_moved_in_time_and_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("history.csv");
     write(&data, &leads(0, 3000, 0, 1));
-    let summary = json(&train(dir.path(), &data));
+    let summary = json(&train(&dir.path().join("models"), &data, true));
     let drift = &summary["holdout_drift"];
     // The holdout is the newest 600 days: trend from 24 up, where training reached 25.
     let trend = attribute(drift, "trend");
@@ -128,22 +128,7 @@ fn train_by_date_names_the_attribute_that_moved_in_time_and_no_other() {
     assert_eq!(drift["attributes"][0]["attribute"], "trend", "worst first");
 
     // The terminal summary says the same, and warns.
-    let models = dir.path().join("models2");
-    let out = leadscore_at(
-        "2030-01-01T00:00:00Z",
-        &[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--target",
-            "converted",
-            "--date",
-            "created_at",
-            "--models",
-            models.to_str().unwrap(),
-            "-q",
-        ],
-    );
+    let out = train(&dir.path().join("models2"), &data, false);
     let text = String::from_utf8_lossy(&out.stdout);
     let drift_lines: Vec<&str> = text
         .lines()
@@ -175,7 +160,7 @@ fn evaluate_reports_each_attribute_and_the_gate_fails_on_the_drifted_one() {
     let history = leads(0, 2100, 0, 2);
     let data = dir.path().join("history.csv");
     write(&data, &history);
-    train(dir.path(), &data);
+    train(&dir.path().join("models"), &data, true);
     let models = dir.path().join("models");
     let models = models.to_str().unwrap();
 
@@ -300,7 +285,7 @@ fn an_older_model_says_per_attribute_drift_is_unavailable_and_the_gate_fails() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("history.csv");
     write(&data, &leads(0, 2100, 0, 5));
-    train(dir.path(), &data);
+    train(&dir.path().join("models"), &data, true);
     // The model as an older leadscore wrote it: no training distributions.
     let models = dir.path().join("models");
     let version = std::fs::read_to_string(models.join("CURRENT")).unwrap();

@@ -220,13 +220,7 @@ pub fn feature_drift_table(out: &mut String, drift: &FeatureDrift, notable: bool
     )?;
     let share = |x: Option<f64>| x.map_or("-".to_string(), pct);
     for a in rows {
-        // Column names are printed as data: control characters become '?'.
-        let name: String = a
-            .attribute
-            .chars()
-            .take(width)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        let name = printable(&a.attribute, width);
         let line = format!(
             "  {:<width$} {:<11} {:>7.3} {:<8} {:>15} {:>7} {:>7} {:>7} {} {}",
             name,
@@ -361,13 +355,7 @@ fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
         "interval (pts)"
     )?;
     for r in rows {
-        // CRM labels are printed as data: control characters (escape sequences) become '?'.
-        let label: String = r
-            .label
-            .chars()
-            .take(width)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        let label = printable(&r.label, width);
         writeln!(
             out,
             "  {:<width$} {:>8} {:>7} {:>9} {:>14} {:>9} {:>8} {:>16} {}{}",
@@ -388,4 +376,13 @@ fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// CRM text (a label, a column name) printed as data: at most `width` characters, control
+/// characters (escape sequences) as '?'.
+fn printable(text: &str, width: usize) -> String {
+    text.chars()
+        .take(width)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
