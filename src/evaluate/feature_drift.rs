@@ -325,7 +325,11 @@ fn bin_labels(attribute: &Attribute, distribution: &Distribution) -> Vec<String>
 /// What moved, in figures: the PSI, then values outside the range, unseen labels and a change
 /// in missing values; when none of those explains it, the bin that moved most.
 fn reason(d: &AttributeDrift) -> String {
-    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    // Small shares keep a decimal: 0.4% of leads is not 0%.
+    let pct = |x: f64| {
+        let digits = if x < 0.1 { 1 } else { 0 };
+        format!("{:.digits$}%", x * 100.0)
+    };
     let mut causes = Vec::new();
     if let (Some((min, max)), Some(below), Some(above)) =
         (d.training_range, d.below_range_share, d.above_range_share)
@@ -358,10 +362,14 @@ fn reason(d: &AttributeDrift) -> String {
     if causes.is_empty()
         && let Some(b) = d.bins.iter().max_by(|a, b| a.psi.total_cmp(&b.psi))
     {
+        // A category's label is quoted; a number's bin and the special bins read as they are.
+        let bin = match d.kind {
+            Kind::Numeric => format!("values {}", b.label),
+            _ if b.label.starts_with('(') => b.label.clone(),
+            _ => format!("{:?}", b.label),
+        };
         causes.push(format!(
-            "{} {}: {} of leads (training {})",
-            d.attribute,
-            b.label,
+            "{bin}: {} of leads (training {})",
             pct(b.actual_share),
             pct(b.expected_share)
         ));
@@ -475,7 +483,7 @@ mod tests {
             )),
             "{reason}"
         );
-        assert!(reason.contains("20% missing (training 0%)"), "{reason}");
+        assert!(reason.contains("20% missing (training 0.0%)"), "{reason}");
         assert_eq!(a.bins[0].label, "≤ 1");
         assert_eq!(a.bins[1].label, "1 – 2");
         assert_eq!(a.bins[9].label, "> 9");
@@ -568,6 +576,25 @@ mod tests {
         assert_eq!(figure(0.001234567), "0.001235");
         assert_eq!(figure(5191.25), "5191");
         assert_eq!(figure(-0.00001), "-0.00001");
+    }
+
+    #[test]
+    fn without_a_range_or_label_cause_the_reason_names_the_bin_that_moved_most() {
+        // Training: web 50%, event 50%; later: web 80%, event 20%, nothing unseen or missing.
+        let training = strings(&["web", "event"].repeat(10));
+        let encoder = fit(&[("source", Kind::Categorical, training)]);
+        let later: Vec<Vec<&str>> = (0..10)
+            .map(|i| vec![if i < 8 { "web" } else { "event" }])
+            .collect();
+        let a = &count(&encoder, &later).attributes[0];
+        // (0.8 − 0.5)·ln(0.8/0.5) + (0.2 − 0.5)·ln(0.2/0.5) = 0.416.
+        assert_eq!(a.level, "major");
+        let expected = 0.3 * (0.8f64 / 0.5).ln() - 0.3 * (0.2f64 / 0.5).ln();
+        assert!((a.psi - expected).abs() < 1e-9);
+        assert_eq!(
+            a.reason.as_deref(),
+            Some("PSI 0.42: \"event\": 20% of leads (training 50%)")
+        );
     }
 
     #[test]
