@@ -369,18 +369,19 @@ impl Model {
         let probability = sigmoid(self.logit(features));
         let mut warnings = Vec::new();
         let mut out_of_range = Vec::new();
-        for (i, ((attribute, reading), imputed)) in self
+        for (i, (((attribute, reading), imputed), &(min, max))) in self
             .artifact
             .encoder
             .attributes
             .iter()
             .zip(readings)
             .zip(&self.imputed)
+            .zip(&self.ranges)
             .enumerate()
         {
             match reading {
                 Reading::Missing => warnings.push(imputed.clone()),
-                &Reading::Number(x) if x < self.ranges[i].0 || x > self.ranges[i].1 => {
+                &Reading::Number(x) if x < min || x > max => {
                     warnings.push(out_of_range_warning(attribute, x));
                     out_of_range.push(i);
                 }
