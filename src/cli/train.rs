@@ -28,7 +28,8 @@ pub struct TrainArgs {
     /// Lead id column (never a feature).
     #[arg(long)]
     id: Option<String>,
-    /// Created-at column: the most recent 20% of leads become the holdout.
+    /// Created-at column: the most recent 20% of leads become the holdout, and each attribute
+    /// of it is compared with the older leads (drift per attribute, in the summary).
     #[arg(long)]
     date: Option<String>,
     /// Columns to leave out (comma-separated or repeated).
