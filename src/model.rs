@@ -4,7 +4,9 @@
 //! score, and a record of how it was trained. Scoring is plain arithmetic over it (architecture
 //! invariant: only `train` touches linfa), so the server needs nothing but this file.
 
-use crate::encoder::{FeatureEncoder, Quoted, RateStat, RawValue, Reading, ValueError};
+use crate::encoder::{
+    Encoding, FeatureEncoder, Quoted, RateStat, RawValue, Reading, ValueError, format_number,
+};
 use crate::metrics::{CalibrationBin, Summary};
 use crate::names::FieldIndex;
 use crate::schema::Kind;
@@ -165,6 +167,11 @@ pub struct Scored {
     /// Top positive factors (strongest first), then top negative ones.
     pub factors: Vec<Factor>,
     pub warnings: Vec<String>,
+    /// Attributes (encoder indices) whose number lies outside the training range, each also
+    /// a warning; the server counts them per attribute. Empty, and not allocated, for most
+    /// leads.
+    #[serde(skip)]
+    pub out_of_range: Vec<usize>,
 }
 
 /// A loaded, validated model, ready to score.
@@ -179,6 +186,9 @@ pub struct Model {
     /// The warning for each attribute's imputed missing value, written once (most leads have
     /// some: formatting them per lead cost more than copying).
     imputed: Vec<String>,
+    /// Each attribute's training range `[min, max]` (unbounded for non-numeric ones), so that
+    /// checking a number against it is two comparisons on the scoring path.
+    ranges: Vec<(f64, f64)>,
 }
 
 impl Model {
@@ -256,6 +266,14 @@ impl Model {
             {
                 return Err(format!("attribute {:?} has inconsistent levels", a.name));
             }
+            if let Some(d) = &a.distribution
+                && !distribution_fits(&a.encoding, d)
+            {
+                return Err(format!(
+                    "attribute {:?} has an inconsistent training distribution",
+                    a.name
+                ));
+            }
         }
         let finite = artifact
             .coefficients
@@ -289,11 +307,21 @@ impl Model {
             .iter()
             .map(|a| format!("{}: missing value imputed", a.name))
             .collect();
+        let ranges = artifact
+            .encoder
+            .attributes
+            .iter()
+            .map(|a| match a.encoding {
+                Encoding::Numeric { min, max, .. } => (min, max),
+                _ => (f64::NEG_INFINITY, f64::INFINITY),
+            })
+            .collect();
         Ok(Model {
             artifact,
             fields,
             average_logit,
             imputed,
+            ranges,
         })
     }
 
@@ -340,16 +368,23 @@ impl Model {
     pub fn score_encoded(&self, features: &[f64], readings: &[Reading], explain: usize) -> Scored {
         let probability = sigmoid(self.logit(features));
         let mut warnings = Vec::new();
-        for ((attribute, reading), imputed) in self
+        let mut out_of_range = Vec::new();
+        for (i, (((attribute, reading), imputed), &(min, max))) in self
             .artifact
             .encoder
             .attributes
             .iter()
             .zip(readings)
             .zip(&self.imputed)
+            .zip(&self.ranges)
+            .enumerate()
         {
             match reading {
                 Reading::Missing => warnings.push(imputed.clone()),
+                &Reading::Number(x) if x < min || x > max => {
+                    warnings.push(out_of_range_warning(attribute, x));
+                    out_of_range.push(i);
+                }
                 Reading::Other {
                     label,
                     unseen: true,
@@ -372,6 +407,7 @@ impl Model {
                 Vec::new()
             },
             warnings,
+            out_of_range,
         }
     }
 
@@ -448,6 +484,55 @@ impl Model {
             .grade
             .as_str()
     }
+}
+
+/// The warning for a number outside its attribute's training range: where it lies, and when it
+/// lies beyond the winsorising limit too, the value it was scored as.
+fn out_of_range_warning(attribute: &crate::encoder::Attribute, x: f64) -> String {
+    let Encoding::Numeric {
+        min,
+        max,
+        lower_limit,
+        upper_limit,
+        ..
+    } = attribute.encoding
+    else {
+        unreachable!("only numeric attributes have a training range")
+    };
+    let limit = x.clamp(lower_limit.unwrap_or(min), upper_limit.unwrap_or(max));
+    let mut warning = format!(
+        "{}: {} is outside the training range [{}, {}]",
+        attribute.name,
+        format_number(x),
+        format_number(min),
+        format_number(max)
+    );
+    if limit != x {
+        warning.push_str(&format!(
+            "; scored as {} (the winsorising limit)",
+            format_number(limit)
+        ));
+    }
+    warning
+}
+
+/// Whether a training distribution has the bins its encoding implies, with shares that are
+/// shares: a model that loads can measure drift without indexing out of bounds.
+fn distribution_fits(encoding: &Encoding, d: &crate::encoder::Distribution) -> bool {
+    let bins = match encoding {
+        Encoding::Numeric { .. } => d.edges.len() + 1,
+        Encoding::Boolean { .. } => 2,
+        Encoding::Categorical { levels, .. } => levels.len() + 1,
+    };
+    let share = |s: &f64| (0.0..=1.0).contains(s);
+    let ascending = d.edges.windows(2).all(|w| w[0] < w[1]);
+    let numeric = matches!(encoding, Encoding::Numeric { .. });
+    d.shares.len() == bins
+        && d.shares.iter().all(share)
+        && share(&d.missing_share)
+        && ascending
+        && d.edges.iter().all(|e| e.is_finite())
+        && (numeric || d.edges.is_empty())
 }
 
 /// The logistic function on a clamped logit: strictly inside (0, 1).
@@ -599,6 +684,99 @@ mod tests {
         let mut a = artifact();
         a.format_version = 2;
         assert!(Model::new(a).unwrap_err().contains("format version 2"));
+        // A training distribution whose bins do not fit its attribute, or whose shares are not
+        // shares, would index out of bounds when drift is measured.
+        let numeric = |a: &ModelArtifact| {
+            a.encoder
+                .attributes
+                .iter()
+                .position(|x| matches!(x.encoding, Encoding::Numeric { .. }))
+                .unwrap()
+        };
+        let mut a = artifact();
+        let i = numeric(&a);
+        let mut with = |edges: Vec<f64>, shares: Vec<f64>| {
+            a.encoder.attributes[i].distribution = Some(crate::encoder::Distribution {
+                edges,
+                shares,
+                missing_share: 0.0,
+            });
+            Model::new(a.clone()).map(|_| ())
+        };
+        let refused = "inconsistent training distribution";
+        assert!(
+            with(vec![1.0, 2.0], vec![0.5, 0.5])
+                .unwrap_err()
+                .contains(refused)
+        );
+        let not_a_share = vec![0.5, 0.5, f64::NAN];
+        assert!(
+            with(vec![1.0, 2.0], not_a_share)
+                .unwrap_err()
+                .contains(refused)
+        );
+        assert!(
+            with(vec![2.0, 1.0], vec![0.5, 0.25, 0.25])
+                .unwrap_err()
+                .contains(refused)
+        );
+        assert_eq!(with(vec![1.0, 2.0], vec![0.5, 0.25, 0.25]), Ok(()));
+    }
+
+    #[test]
+    fn a_number_outside_the_training_range_is_a_warning_naming_it() {
+        let mut a = artifact();
+        let i = a
+            .encoder
+            .attributes
+            .iter()
+            .position(|x| matches!(x.encoding, Encoding::Numeric { .. }))
+            .unwrap();
+        let Encoding::Numeric {
+            min,
+            max,
+            ref mut upper_limit,
+            ..
+        } = a.encoder.attributes[i].encoding
+        else {
+            unreachable!()
+        };
+        *upper_limit = Some(max + 10.0);
+        let name = a.encoder.attributes[i].name.clone();
+        let m = Model::new(a).unwrap();
+        let score = |x: f64| {
+            m.score(
+                |j| {
+                    if j == i {
+                        RawValue::Number(x)
+                    } else {
+                        RawValue::Missing
+                    }
+                },
+                0,
+            )
+            .unwrap()
+        };
+        let inside = score(min);
+        assert!(inside.out_of_range.is_empty());
+        assert!(!inside.warnings.iter().any(|w| w.contains("training range")));
+        // Past the range, within the winsorising limit: extrapolated, said so.
+        let past = score(max + 1.0);
+        assert_eq!(past.out_of_range, [i]);
+        let range = format!("[{}, {}]", format_number(min), format_number(max));
+        assert!(past.warnings.contains(&format!(
+            "{name}: {} is outside the training range {range}",
+            format_number(max + 1.0)
+        )));
+        // Beyond the limit: winsorised, and the value it was scored as is named.
+        let far = score(max + 1e6);
+        assert!(far.warnings.contains(&format!(
+            "{name}: {} is outside the training range {range}; scored as {} (the winsorising \
+             limit)",
+            format_number(max + 1e6),
+            format_number(max + 10.0)
+        )));
+        assert_eq!(score(min - 1.0).out_of_range, [i]);
     }
 
     #[test]

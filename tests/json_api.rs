@@ -845,3 +845,123 @@ async fn json_and_grpc_over_tls_with_a_token_on_one_port() {
     assert!(!raw.starts_with(b"HTTP/1.1 200"));
     server.stop().await;
 }
+
+/// A number outside its attribute's training range is a warning in the response, the same
+/// text on gRPC and JSON, and counted per attribute in the metrics (issue 11, point 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_outside_the_training_range_are_warned_about_and_counted_per_attribute() {
+    use leadscore::encoder::{Encoding, format_number};
+    let f = fixture();
+    let models = registry(&[&f.a], Some("test-a"));
+    let server = start_serving(models.path(), |_| {}).await;
+    let model = Registry::new(models.path()).load("test-a").unwrap();
+    let numeric: Vec<(String, f64, f64)> = model
+        .encoder()
+        .attributes
+        .iter()
+        .filter_map(|a| match a.encoding {
+            Encoding::Numeric { min, max, .. } => Some((a.name.clone(), min, max)),
+            _ => None,
+        })
+        .collect();
+    assert!(numeric.len() >= 3, "the sample model has numbers");
+    let [
+        (high, high_min, high_max),
+        (low, low_min, low_max),
+        (steady, ..),
+    ] = &numeric[..3]
+    else {
+        unreachable!()
+    };
+    let (original, _) = csv_leads(&model, 0).into_iter().next().unwrap();
+    let mut lead = original.clone();
+    let (high_value, low_value) = (high_max + 1e9, low_min - 1.0);
+    for (name, value) in [(high, high_value), (low, low_value)] {
+        let kind = Some(ValueKind::Number(value));
+        lead.fields.insert(name.clone(), pb::FieldValue { kind });
+    }
+    let outside = |warnings: &[String]| -> Vec<String> {
+        warnings
+            .iter()
+            .filter(|w| w.contains("outside the training range"))
+            .cloned()
+            .collect()
+    };
+
+    let mut client = server.client().await;
+    let grpc = client
+        .score_lead(score_request(lead.clone(), 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let warned = outside(&grpc.warnings);
+    assert_eq!(warned.len(), 2, "{:?}", grpc.warnings);
+    let expected_high = format!(
+        "{high}: {} is outside the training range [{}, {}]; scored as ",
+        format_number(high_value),
+        format_number(*high_min),
+        format_number(*high_max)
+    );
+    assert!(
+        warned.iter().any(|w| w.starts_with(&expected_high)),
+        "{warned:?}"
+    );
+    let expected_low = format!(
+        "{low}: {} is outside the training range [{}, {}]",
+        format_number(low_value),
+        format_number(*low_min),
+        format_number(*low_max)
+    );
+    assert!(
+        warned.iter().any(|w| w.starts_with(&expected_low)),
+        "{warned:?}"
+    );
+
+    // JSON: the same warnings, word for word (the unused fields are listed in the order each
+    // protocol's map gives them, so that warning is left out of the comparison).
+    let answer = call(server.addr, "POST", "/v1/leads:score", &json_lead(&lead)).await;
+    assert_eq!(answer.status, 200);
+    let json_warnings: Vec<String> =
+        serde_json::from_value(answer.body["warnings"].clone()).unwrap();
+    let used = |warnings: &[String]| -> Vec<String> {
+        warnings
+            .iter()
+            .filter(|w| !w.starts_with("fields not used"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(used(&json_warnings), used(&grpc.warnings));
+    assert_eq!(outside(&json_warnings), warned);
+
+    // A batch: only the lead with the numbers outside is warned about.
+    let batch = client
+        .score_leads(pb::ScoreLeadsRequest {
+            leads: vec![lead.clone(), original.clone()],
+            explain: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(outside(&batch[0].warnings), warned);
+    assert!(outside(&batch[1].warnings).is_empty(), "{:?}", batch[1]);
+
+    // Counted per attribute: three leads each had both numbers outside; the counter of a number
+    // that never was is exported at 0 from the model's load on.
+    let metrics = server.metrics().await;
+    let counted = |attribute: &str| {
+        metric_value(
+            &metrics,
+            &format!(r#"leadscore_out_of_range_values_total{{attribute="{attribute}"}}"#),
+        )
+    };
+    assert_eq!(counted(high), 3.0);
+    assert_eq!(counted(low), 3.0);
+    assert!(
+        metrics.contains(&format!(
+            "leadscore_out_of_range_values_total{{attribute=\"{steady}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    server.stop().await;
+}

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod drift;
 mod evaluate;
+mod feature_drift;
 mod hardening;
 mod json_api;
 mod leakage;

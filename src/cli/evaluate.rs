@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Compare predicted with realized closure rates: calibration, ranking, closure rate per grade,
-/// segment and month, drift; fail a nightly job when a quality gate is missed (exit code 3).
+/// segment and month, drift of the scores and (backtest) of each attribute; fail a nightly job
+/// when a quality gate is missed (exit code 3).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Modes:\n  \
     backtest  --data FILE: a labelled CSV scored with the serving model (or --version)\n  \
@@ -20,6 +21,7 @@ use std::process::ExitCode;
     from `leadscore score`, joined by lead id with the outcomes known since\n\n\
     Examples:\n  \
     leadscore evaluate --data holdout.csv --by source,region --html report.html\n  \
+    leadscore evaluate --data new-leads.csv --max-feature-psi 0.25 --max-psi 0.1\n  \
     leadscore evaluate --predictions predictions.sqlite --outcomes crm_export.csv \\\n      \
     --outcome-date closed_at --max-calibration-gap 0.03 --min-auc 0.7 --json report.json\n\n\
     Exit codes: 0 all gates passed, 1 bad input or I/O error, 2 usage error, 3 a gate failed.")]
@@ -88,6 +90,10 @@ pub struct EvaluateArgs {
     /// Gate: fail (exit 3) when the score distribution's PSI against training exceeds X.
     #[arg(long, value_name = "X", value_parser = non_negative)]
     max_psi: Option<f64>,
+    /// Gate: fail (exit 3) when any attribute's PSI against training exceeds X (0.25: a major
+    /// shift); backtest only, with a model that stores its training distributions.
+    #[arg(long, value_name = "X", value_parser = non_negative)]
+    max_feature_psi: Option<f64>,
 }
 
 fn non_negative(text: &str) -> Result<f64, String> {
@@ -122,6 +128,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         min_auc: args.min_auc,
         max_calibration_gap: args.max_calibration_gap,
         max_psi: args.max_psi,
+        max_feature_psi: args.max_feature_psi,
     };
     let registry = Registry::new(&args.models);
     let mut in_sample = None;

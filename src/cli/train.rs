@@ -1,4 +1,5 @@
 use super::{print, split_list};
+use crate::evaluate::FeatureDrift;
 use crate::model::ModelArtifact;
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
@@ -27,7 +28,8 @@ pub struct TrainArgs {
     /// Lead id column (never a feature).
     #[arg(long)]
     id: Option<String>,
-    /// Created-at column: the most recent 20% of leads become the holdout.
+    /// Created-at column: the most recent 20% of leads become the holdout, and each attribute
+    /// of it is compared with the older leads (drift per attribute, in the summary).
     #[arg(long)]
     date: Option<String>,
     /// Columns to leave out (comma-separated or repeated).
@@ -132,6 +134,7 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "regularisation": a.regularisation,
         "solver": a.solver,
         "features": a.coefficients.len(),
+        "holdout_drift": trained.holdout_drift,
         "leakage": trained.leakage,
         "warnings": trained.warnings,
         "timings_seconds": trained.timings,
@@ -198,6 +201,40 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
         pct(m.mean_predicted),
         pct(m.realized_rate)
     );
+    if let Some(drift) = &trained.holdout_drift {
+        summarise_drift(out, drift);
+    }
+}
+
+/// With `--date`: the attributes whose holdout (the newest leads) differs from the training
+/// part.
+fn summarise_drift(out: &mut String, drift: &FeatureDrift) {
+    if let Some(why) = &drift.unavailable {
+        outln!(out, "drift      not measured: {why}");
+        return;
+    }
+    let notable = drift
+        .attributes
+        .iter()
+        .filter(|a| a.reason.is_some())
+        .count();
+    if notable == 0 {
+        outln!(
+            out,
+            "drift      holdout against the training part: every attribute stable (PSI < 0.1)"
+        );
+        return;
+    }
+    outln!(
+        out,
+        "drift      holdout against the training part: {notable} of {} attributes moved \
+         (PSI ≥ 0.1), {} flagged (!: PSI ≥ 0.25, or ≥ 10% of the numbers outside the training \
+         range or of the labels unseen)",
+        drift.attributes.len(),
+        drift.flagged().count(),
+    );
+    // Writing into a String cannot fail.
+    let _ = crate::evaluate::report_terminal::feature_drift_table(out, drift, true);
 }
 
 /// The features, the chosen regularisation, the solver and the strongest coefficients.
@@ -267,6 +304,20 @@ fn summarise_notes(out: &mut String, trained: &Trained) {
     }
     for w in &trained.warnings {
         outln!(out, "WARNING    {w}");
+    }
+    if let Some(drift) = &trained.holdout_drift {
+        let flagged: Vec<String> = drift
+            .flagged()
+            .map(|a| format!("{} (PSI {:.2})", a.attribute, a.psi))
+            .collect();
+        if !flagged.is_empty() {
+            outln!(
+                out,
+                "WARNING    the newest leads (the holdout) differ from the older ones in {}: the \
+                 next leads may differ more; see drift above",
+                flagged.join(", ")
+            );
+        }
     }
     let t = &trained.timings;
     outln!(

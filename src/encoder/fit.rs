@@ -3,7 +3,10 @@
 //! closure rates explanations quote). Fitting sees whole columns and outcomes; encoding
 //! ([`super::encode`]) sees one value and the fitted result.
 
-use super::{Attribute, Encoding, FeatureEncoder, MAX_POOLED_LABELS, RateStat, ValueError};
+use super::{
+    Attribute, DISTRIBUTION_BINS, Distribution, Encoding, FeatureEncoder, MAX_POOLED_LABELS,
+    RateStat, ValueError,
+};
 use crate::schema::{Kind, MissingTokens, normalise_category, parse_flag, parse_number};
 use std::collections::HashMap;
 
@@ -42,7 +45,7 @@ impl FeatureEncoder {
         for (name, kind, column) in columns {
             let cells = rows.iter().map(|&r| column.get(r));
             let at_row = |(i, e): (usize, ValueError)| (rows[i], e);
-            let encoding = match kind {
+            let (encoding, distribution) = match kind {
                 Kind::Numeric => fit_numeric(name, cells, won, missing).map_err(at_row)?,
                 Kind::Boolean => fit_boolean(name, cells, won, missing).map_err(at_row)?,
                 Kind::Categorical => fit_categorical(cells, won, missing, options),
@@ -59,6 +62,7 @@ impl FeatureEncoder {
                 name: name.to_string(),
                 offset,
                 encoding,
+                distribution: Some(distribution),
             };
             offset += attribute.width();
             attributes.push(attribute);
@@ -77,14 +81,15 @@ impl RateStat {
     }
 }
 
-/// Mean, scale and range of a numeric column, and its quintiles with their closure rates.
-/// On a cell that is not a number, returns its index among `cells` and the error.
+/// Mean, scale and range of a numeric column, its quintiles with their closure rates, and its
+/// distribution over the deciles. On a cell that is not a number, returns its index among
+/// `cells` and the error.
 fn fit_numeric<'a>(
     name: &str,
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, (usize, ValueError)> {
+) -> Result<(Encoding, Distribution), (usize, ValueError)> {
     let mut values = Vec::new();
     let mut outcomes = Vec::new();
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
@@ -129,7 +134,8 @@ fn fit_numeric<'a>(
         let bin = quintile_edges.iter().filter(|&&edge| *v > edge).count();
         quintile_rates[bin].add(w);
     }
-    Ok(Encoding::Numeric {
+    let distribution = numeric_distribution(&sorted, missing_rate.leads);
+    let encoding = Encoding::Numeric {
         mean,
         scale,
         min,
@@ -140,7 +146,39 @@ fn fit_numeric<'a>(
         quintile_edges,
         quintile_rates,
         missing_rate,
-    })
+    };
+    Ok((encoding, distribution))
+}
+
+/// The training distribution of a numeric column from its sorted values: the deciles as bin
+/// edges, and the share of all leads (with `missing` more) in each bin, counted rather than
+/// assumed to be a tenth, since tied values make bins uneven.
+fn numeric_distribution(sorted: &[f64], missing: u64) -> Distribution {
+    let total = (sorted.len() as u64 + missing).max(1) as f64;
+    let mut edges: Vec<f64> = if sorted.is_empty() {
+        Vec::new()
+    } else {
+        // The k-th decile as the smallest value with at least k tenths of the values at or
+        // below it, so that bins hold a tenth each when the values allow.
+        let at = |k: usize| sorted[(sorted.len() * k).div_ceil(DISTRIBUTION_BINS) - 1];
+        (1..DISTRIBUTION_BINS).map(at).collect()
+    };
+    edges.dedup();
+    // When ties make the last edge the maximum, the last bin is empty in training: only values
+    // above the training range fill it, which is the drift it should show.
+    let mut shares = Vec::with_capacity(edges.len() + 1);
+    let mut start = 0;
+    for &edge in &edges {
+        let end = sorted.partition_point(|&v| v <= edge);
+        shares.push((end - start) as f64 / total);
+        start = end;
+    }
+    shares.push((sorted.len() - start) as f64 / total);
+    Distribution {
+        edges,
+        shares,
+        missing_share: missing as f64 / total,
+    }
 }
 
 /// How far beyond its quartiles, in interquartile ranges, a number may go before it is
@@ -174,13 +212,14 @@ fn winsor_limits(sorted: &[f64]) -> (f64, f64) {
     )
 }
 
-/// Share of yes in a yes/no column, and the closure rates of yes, no and missing.
+/// Share of yes in a yes/no column, the closure rates of yes, no and missing, and the shares
+/// of no, yes and missing.
 fn fit_boolean<'a>(
     name: &str,
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
-) -> Result<Encoding, (usize, ValueError)> {
+) -> Result<(Encoding, Distribution), (usize, ValueError)> {
     let mut rates = [RateStat { leads: 0, wins: 0 }; 2];
     let mut missing_rate = RateStat { leads: 0, wins: 0 };
     for (i, (cell, &w)) in cells.zip(won).enumerate() {
@@ -201,22 +240,29 @@ fn fit_boolean<'a>(
         rates[flag as usize].add(w);
     }
     let present = (rates[0].leads + rates[1].leads).max(1) as f64;
-    Ok(Encoding::Boolean {
+    let total = (rates[0].leads + rates[1].leads + missing_rate.leads).max(1) as f64;
+    let distribution = Distribution {
+        edges: Vec::new(),
+        shares: rates.iter().map(|r| r.leads as f64 / total).collect(),
+        missing_share: missing_rate.leads as f64 / total,
+    };
+    let encoding = Encoding::Boolean {
         share_true: rates[1].leads as f64 / present,
         missing_indicator: missing_rate.leads > 0,
         rates,
         missing_rate,
-    })
+    };
+    Ok((encoding, distribution))
 }
 
 /// Levels of a categorical column: each normalised label counted with its closure rate, the
-/// most frequent kept as levels and the rest pooled as `(other)`.
+/// most frequent kept as levels and the rest pooled as `(other)`; and the share of each.
 fn fit_categorical<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
     options: &EncoderOptions,
-) -> Encoding {
+) -> (Encoding, Distribution) {
     let (labels, stats, missing_rate) = count_labels(cells, won, missing);
     let mut order: Vec<usize> = (0..labels.len()).collect();
     order.sort_by(|&a, &b| {
@@ -241,13 +287,24 @@ fn fit_categorical<'a>(
             other_rate.wins += stats[i].wins;
         }
     }
-    Encoding::Categorical {
+    let total = (stats.iter().map(|s| s.leads).sum::<u64>() + missing_rate.leads).max(1) as f64;
+    let distribution = Distribution {
+        edges: Vec::new(),
+        shares: level_rates
+            .iter()
+            .chain([&other_rate])
+            .map(|r| r.leads as f64 / total)
+            .collect(),
+        missing_share: missing_rate.leads as f64 / total,
+    };
+    let encoding = Encoding::Categorical {
         levels,
         level_rates,
         pooled,
         other_rate,
         missing_rate,
-    }
+    };
+    (encoding, distribution)
 }
 
 /// Each normalised label (in order of first appearance) with its closure rate, and the

@@ -127,7 +127,31 @@ pub struct Attribute {
     /// First encoded column this attribute owns.
     pub offset: usize,
     pub encoding: Encoding,
+    /// How the training leads' values were distributed, for drift (PSI) against later leads.
+    /// Absent in models trained before it existed: they score as ever, but `evaluate` cannot
+    /// measure their per-attribute drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
 }
+
+/// An attribute's training distribution in bins: each share is of all training leads, so the
+/// bins and `missing_share` add up to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Numeric attributes: upper edges of the bins, the training deciles (equal ones merged, so
+    /// a value many leads share is one bin); a value goes to the first bin whose edge it does
+    /// not exceed, the last bin has no upper edge. Empty for other kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<f64>,
+    /// Share of training leads per bin: numeric, `edges.len() + 1` bins; boolean, no and yes;
+    /// categorical, one per kept level (in `levels` order) then the pooled rare labels.
+    pub shares: Vec<f64>,
+    /// Share of training leads whose value was missing.
+    pub missing_share: f64,
+}
+
+/// Bins of a numeric attribute's training distribution (deciles).
+pub const DISTRIBUTION_BINS: usize = 10;
 
 pub const OTHER_LEVEL: &str = "(other)";
 /// Pooled labels remembered per attribute; past this, a pooled label reads as unseen.

@@ -256,3 +256,49 @@ fn an_artifact_without_limits_clamps_to_the_training_range_as_before() {
     let (low, _) = encode(&a, RawValue::Number(-1e9)).unwrap();
     assert!((low[0] + 2.0 / scale).abs() < 1e-12);
 }
+
+#[test]
+fn training_distributions_are_stored_and_optional() {
+    // Deciles of 1..=20 (two values per bin) and one missing value of 21 leads.
+    let mut cells: Vec<String> = (1..=20).map(|v| v.to_string()).collect();
+    cells.push(String::new());
+    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+    let won = vec![false; cells.len()];
+    let a = fit_one(Kind::Numeric, &cells, &won, 1);
+    let d = a.distribution.as_ref().unwrap();
+    assert_eq!(d.edges, [2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0]);
+    assert!(d.shares.iter().all(|&s| s == 2.0 / 21.0), "{:?}", d.shares);
+    assert_eq!(d.missing_share, 1.0 / 21.0);
+    // Ties: 0 for 7 of 10 values is one bin of 70%.
+    let tied = ["0", "0", "0", "0", "0", "0", "0", "5", "6", "7"];
+    let a = fit_one(Kind::Numeric, &tied, &[false; 10], 1);
+    let d = a.distribution.as_ref().unwrap();
+    assert_eq!(d.edges, [0.0, 5.0, 6.0]);
+    assert_eq!(d.shares, [0.7, 0.1, 0.1, 0.1]);
+    // Categories: kept levels (most frequent first), then the pooled rare labels.
+    let a = fit_one(
+        Kind::Categorical,
+        &["web", "web", "web", "event", "rare", ""],
+        &[false; 6],
+        2,
+    );
+    let d = a.distribution.as_ref().unwrap();
+    assert_eq!(d.shares, [0.5, 2.0 / 6.0]);
+    assert_eq!(d.missing_share, 1.0 / 6.0);
+    // Booleans: no, yes.
+    let a = fit_one(Kind::Boolean, &["yes", "no", "no", "no"], &[false; 4], 1);
+    assert_eq!(a.distribution.as_ref().unwrap().shares, [0.75, 0.25]);
+    // An artifact written before distributions existed reads, without one.
+    let mut json = serde_json::to_value(&a).unwrap();
+    json.as_object_mut()
+        .unwrap()
+        .remove("distribution")
+        .unwrap();
+    let old: Attribute = serde_json::from_value(json).unwrap();
+    assert_eq!(old.distribution, None);
+    assert!(
+        !serde_json::to_string(&old)
+            .unwrap()
+            .contains("distribution")
+    );
+}

@@ -1,5 +1,6 @@
 //! Drift of the score distribution against training: the population stability index (PSI) over
-//! the training deciles, and a histogram of both distributions for the HTML report.
+//! the training deciles, and a histogram of both distributions for the HTML report. The PSI
+//! term and its levels serve the per-attribute drift too ([`super::feature_drift`]).
 //!
 //! The training distribution is known only through the model's 101 percentiles
 //! (`score_quantiles`); between two stored percentiles it is taken as uniform.
@@ -74,6 +75,16 @@ pub fn training_cdf(quantiles: &[f64], x: f64) -> f64 {
     ((k - 1) as f64 + within) / last as f64
 }
 
+/// One bin's term of a PSI: (actual − expected) · ln(actual / expected), both shares floored
+/// at [`SHARE_FLOOR`] (1e-4), so a bin empty on one side counts as a large, finite shift.
+pub fn psi_term(expected_share: f64, actual_share: f64) -> f64 {
+    let (e, a) = (
+        expected_share.max(SHARE_FLOOR),
+        actual_share.max(SHARE_FLOOR),
+    );
+    (a - e) * (a / e).ln()
+}
+
 pub fn level(psi: f64) -> &'static str {
     if psi < PSI_MODERATE {
         "stable"
@@ -106,16 +117,12 @@ pub fn drift(quantiles: &[f64], probabilities: &[f64]) -> Drift {
             expected
         };
         let actual_share = count as f64 / n;
-        let (e, a) = (
-            expected_share.max(SHARE_FLOOR),
-            actual_share.max(SHARE_FLOOR),
-        );
         rows.push(DriftBand {
             lower,
             upper,
             expected_share,
             actual_share,
-            psi: (a - e) * (a / e).ln(),
+            psi: psi_term(expected_share, actual_share),
         });
         lower = upper;
     }

@@ -1,7 +1,7 @@
 //! Quality gates for nightly jobs: thresholds on the evaluation that fail the job (exit code 3,
 //! distinct from the exit code of bad input).
 
-use super::{Drift, Metrics};
+use super::{Drift, FeatureDrift, Metrics};
 use serde::Serialize;
 
 /// The thresholds a job sets; `None` means not checked.
@@ -15,6 +15,8 @@ pub struct Gates {
     pub max_calibration_gap: Option<f64>,
     /// `--max-psi`: the score distribution's PSI against training may not exceed this.
     pub max_psi: Option<f64>,
+    /// `--max-feature-psi`: no attribute's PSI against training may exceed this.
+    pub max_feature_psi: Option<f64>,
 }
 
 /// One checked gate.
@@ -37,9 +39,15 @@ impl Gates {
             && self.min_auc.is_none()
             && self.max_calibration_gap.is_none()
             && self.max_psi.is_none()
+            && self.max_feature_psi.is_none()
     }
 
-    pub fn check(&self, metrics: &Metrics, drift: Option<&Drift>) -> Vec<GateResult> {
+    pub fn check(
+        &self,
+        metrics: &Metrics,
+        drift: Option<&Drift>,
+        feature_drift: Option<&FeatureDrift>,
+    ) -> Vec<GateResult> {
         let mut results = Vec::new();
         if let Some(limit) = self.max_ece {
             results.push(at_most(
@@ -93,8 +101,64 @@ impl Gates {
                 drift.map(|d| d.psi),
             ));
         }
+        if let Some(limit) = self.max_feature_psi {
+            results.push(max_feature_psi(limit, feature_drift));
+        }
         results
     }
+}
+
+/// `--max-feature-psi`: the worst attribute against the limit, naming every attribute over it.
+fn max_feature_psi(limit: f64, drift: Option<&FeatureDrift>) -> GateResult {
+    const GATE: &str = "--max-feature-psi";
+    let worst = drift.and_then(FeatureDrift::worst);
+    let Some(worst) = worst else {
+        let why = match drift {
+            Some(FeatureDrift {
+                unavailable: Some(why),
+                ..
+            }) => why.clone(),
+            Some(_) => "the model has no attributes".to_string(),
+            None => "a prediction log holds no attribute values; measure it in a backtest \
+                     (--data) on a labelled export"
+                .to_string(),
+        };
+        return GateResult {
+            gate: GATE.into(),
+            threshold: limit,
+            actual: None,
+            passed: false,
+            excess: 0.0,
+            message: format!("per-attribute PSI cannot be measured ({why}); {GATE} fails"),
+        };
+    };
+    let mut result = at_most(
+        GATE,
+        &format!("attribute {:?} PSI", worst.attribute),
+        limit,
+        Some(worst.psi),
+    );
+    if !result.passed {
+        let over: Vec<String> = drift
+            .into_iter()
+            .flat_map(|d| &d.attributes)
+            .filter(|a| a.psi > limit)
+            .map(|a| format!("{} {:.4}", a.attribute, a.psi))
+            .collect();
+        if over.len() > 1 {
+            result.message.push_str(&format!(
+                " ({} attributes over it: {})",
+                over.len(),
+                over.join(", ")
+            ));
+        }
+    } else {
+        result.message = format!(
+            "every attribute's PSI ≤ {limit} (the largest: {:?} {:.4})",
+            worst.attribute, worst.psi
+        );
+    }
+    result
 }
 
 fn at_most(gate: &str, what: &str, limit: f64, actual: Option<f64>) -> GateResult {

@@ -4,7 +4,8 @@
 //! Data flow: [`inputs`] turns a labelled CSV (backtest) or a prediction log joined with outcomes
 //! (realized) into [`Leads`], one probability and one outcome per lead plus the labels it is
 //! grouped by, and a [`Coverage`] count of everything that could not be evaluated;
-//! [`evaluate`] computes the headline [`Metrics`] and the [`tables`] and [`drift`] from them;
+//! [`evaluate`] computes the headline [`Metrics`] and the [`tables`] and [`drift`] from them
+//! (a backtest also counts each attribute's values for [`feature_drift`]);
 //! [`gates`] compares the result with the thresholds of a nightly job; the three reports
 //! ([`report_terminal`], [`report_json`], [`report_html`]) only format an [`Evaluation`].
 //!
@@ -12,6 +13,7 @@
 //! [`Coverage`] under the reason it was not.
 
 pub mod drift;
+pub mod feature_drift;
 pub mod gates;
 pub mod inputs;
 pub mod report_html;
@@ -27,6 +29,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 pub use drift::Drift;
+pub use feature_drift::{AttributeDrift, DriftCounter, FeatureDrift};
 pub use gates::{GateResult, Gates};
 pub use inputs::{Coverage, InputOptions, Mode};
 pub use tables::{BandRow, DecileRow, RateRow, SegmentTable};
@@ -114,6 +117,9 @@ pub struct Leads {
     pub segments: Vec<Labels>,
     /// `YYYY-MM` of the date column (backtest) or of the prediction (realized).
     pub month: Option<Labels>,
+    /// Each attribute's drift against training (backtest: the leads' attribute values are in
+    /// the file; a prediction log has none).
+    pub feature_drift: Option<FeatureDrift>,
 }
 
 impl Leads {
@@ -179,6 +185,9 @@ pub struct Evaluation {
     pub segments: Vec<SegmentTable>,
     pub months: Option<SegmentTable>,
     pub drift: Option<Drift>,
+    /// Per-attribute drift against training (backtest only), worst first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_drift: Option<FeatureDrift>,
     pub gates: Vec<GateResult>,
     /// True when every gate passed (or none was set).
     pub gates_passed: bool,
@@ -278,7 +287,8 @@ pub fn evaluate(
         }
     });
     let drift = training_quantiles.map(|q| drift::drift(q, p));
-    let gate_results = gates.check(&metrics, drift.as_ref());
+    let feature_drift = leads.feature_drift.clone();
+    let gate_results = gates.check(&metrics, drift.as_ref(), feature_drift.as_ref());
     Ok(Evaluation {
         format_version: JSON_FORMAT_VERSION,
         mode: coverage.mode,
@@ -295,6 +305,7 @@ pub fn evaluate(
         segments,
         months,
         drift,
+        feature_drift,
         gates: gate_results,
         in_sample: None,
     })

@@ -1,6 +1,6 @@
 //! The terminal report: headline numbers, then each table, aligned for a fixed-width terminal.
 
-use super::{BandRow, Evaluation, Mode, RateRow};
+use super::{BandRow, Evaluation, FeatureDrift, Mode, RateRow};
 use std::fmt::{self, Write as _};
 
 fn pct(x: f64) -> String {
@@ -34,6 +34,10 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     }
     writeln!(out)?;
     headline(out, e)?;
+    if let Some(drift) = &e.feature_drift {
+        writeln!(out)?;
+        feature_drift(out, drift)?;
+    }
     writeln!(out)?;
     writeln!(
         out,
@@ -178,6 +182,67 @@ fn headline(out: &mut String, e: &Evaluation) -> fmt::Result {
     Ok(())
 }
 
+/// The per-attribute drift table, every attribute, worst first.
+fn feature_drift(out: &mut String, drift: &FeatureDrift) -> fmt::Result {
+    if let Some(why) = &drift.unavailable {
+        return writeln!(out, "drift per attribute: not measured: {why}");
+    }
+    let flagged = drift.flagged().count();
+    writeln!(
+        out,
+        "drift per attribute against training, worst first ({flagged} of {} flagged !: PSI ≥ \
+         0.25, or ≥ 10% of the numbers outside the training range or of the labels unseen)",
+        drift.attributes.len()
+    )?;
+    feature_drift_table(out, drift, false)
+}
+
+/// The rows of a per-attribute drift table (worst first): every attribute, or with `notable`
+/// only those flagged or at least moderate. Shares outside the range and unseen are of the
+/// values present; missing is of all leads, beside the training share.
+pub fn feature_drift_table(out: &mut String, drift: &FeatureDrift, notable: bool) -> fmt::Result {
+    let rows: Vec<_> = drift
+        .attributes
+        .iter()
+        .filter(|a| !notable || a.reason.is_some())
+        .collect();
+    let width = rows
+        .iter()
+        .map(|a| a.attribute.chars().count())
+        .chain([9])
+        .max()
+        .unwrap_or(9)
+        .min(40);
+    writeln!(
+        out,
+        "  {:<width$} {:<11} {:>7} {:<8} {:>15} {:>7} {:>7} {:>7}  reason",
+        "attribute", "kind", "PSI", "level", "missing (train)", "below", "above", "unseen"
+    )?;
+    let share = |x: Option<f64>| x.map_or("-".to_string(), pct);
+    for a in rows {
+        let name = printable(&a.attribute, width);
+        let line = format!(
+            "  {:<width$} {:<11} {:>7.3} {:<8} {:>15} {:>7} {:>7} {:>7} {} {}",
+            name,
+            a.kind.to_string(),
+            a.psi,
+            a.level,
+            format!(
+                "{} ({})",
+                pct(a.missing_share),
+                pct(a.training_missing_share)
+            ),
+            share(a.below_range_share),
+            share(a.above_range_share),
+            share(a.unseen_share),
+            if a.flagged { "!" } else { " " },
+            a.reason.as_deref().unwrap_or("")
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
 fn deciles(out: &mut String, e: &Evaluation) -> fmt::Result {
     writeln!(out, "lift and gains by decile (1 = highest scored)")?;
     writeln!(
@@ -290,13 +355,7 @@ fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
         "interval (pts)"
     )?;
     for r in rows {
-        // CRM labels are printed as data: control characters (escape sequences) become '?'.
-        let label: String = r
-            .label
-            .chars()
-            .take(width)
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        let label = printable(&r.label, width);
         writeln!(
             out,
             "  {:<width$} {:>8} {:>7} {:>9} {:>14} {:>9} {:>8} {:>16} {}{}",
@@ -317,4 +376,13 @@ fn rates(out: &mut String, column: &str, rows: &[RateRow]) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// CRM text (a label, a column name) printed as data: at most `width` characters, control
+/// characters (escape sequences) as '?'.
+fn printable(text: &str, width: usize) -> String {
+    text.chars()
+        .take(width)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }

@@ -109,6 +109,7 @@ pub fn score_response(
         grade,
         factors,
         warnings: model_warnings,
+        out_of_range: _,
     } = scored;
     warnings.extend(model_warnings);
     pb::ScoreLeadResponse {

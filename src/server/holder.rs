@@ -33,12 +33,39 @@ pub struct Served {
     /// The model's version, shared by every prediction-log row it scores (made once here, not
     /// per call).
     pub version: std::sync::Arc<str>,
+    /// `leadscore_out_of_range_values_total` of each attribute (`None`: not numeric, or not
+    /// counted), made once here so that a call only increments.
+    out_of_range: Vec<Option<prometheus::IntCounter>>,
 }
 
 impl Served {
+    /// A model served without metrics (the fuzz targets and benchmarks score with it).
     pub fn new(model: Model) -> Served {
         let version = std::sync::Arc::from(model.version());
-        Served { model, version }
+        Served {
+            model,
+            version,
+            out_of_range: Vec::new(),
+        }
+    }
+
+    /// A model served with its out-of-range counters in `metrics`.
+    pub fn counted(model: Model, metrics: &Metrics) -> Served {
+        let out_of_range = metrics.out_of_range_counters(&model);
+        Served {
+            out_of_range,
+            ..Served::new(model)
+        }
+    }
+
+    /// Counts the numbers of a scored lead that lie outside the training range (attribute
+    /// indices, as in [`crate::model::Scored::out_of_range`]).
+    pub fn count_out_of_range(&self, attributes: &[usize]) {
+        for &i in attributes {
+            if let Some(Some(counter)) = self.out_of_range.get(i) {
+                counter.inc();
+            }
+        }
     }
 }
 
@@ -251,7 +278,7 @@ impl Watcher {
     /// Puts a loaded version in service, unless shutdown has begun.
     async fn swap_in(&self, state: &mut WatchState, version: String, model: Model) {
         let previous = state.loaded.clone();
-        let served = Arc::new(Served::new(model));
+        let served = Arc::new(Served::counted(model, &self.metrics));
         // The metrics change with the model, before health says SERVING.
         let swap = || {
             self.holder.swap(served);

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub prediction_log_written: IntCounter,
     /// Predictions not written, by reason (`queue_full`, `write_failed`, `closed`).
     pub prediction_log_dropped: IntCounterVec,
+    /// Numbers outside their attribute's training range in scored leads, by attribute: drift
+    /// shows here before outcomes are known. A model's counters are made when it loads
+    /// ([`Metrics::out_of_range_counters`]), so scoring neither hashes labels nor allocates.
+    pub out_of_range: IntCounterVec,
 }
 
 impl Metrics {
@@ -107,6 +111,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let out_of_range = IntCounterVec::new(
+            Opts::new(
+                "leadscore_out_of_range_values_total",
+                "Numbers outside their attribute's training range in scored leads, by attribute",
+            ),
+            &["attribute"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -117,6 +129,7 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(prediction_log_written.clone()),
             Box::new(prediction_log_dropped.clone()),
+            Box::new(out_of_range.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -131,7 +144,22 @@ impl Metrics {
             reloads,
             prediction_log_written,
             prediction_log_dropped,
+            out_of_range,
         }
+    }
+
+    /// The out-of-range counter of each numeric attribute of `model` (`None` for the others),
+    /// in encoder order; made (and exported at 0) when the model loads.
+    pub fn out_of_range_counters(&self, model: &crate::model::Model) -> Vec<Option<IntCounter>> {
+        model
+            .encoder()
+            .attributes
+            .iter()
+            .map(|a| {
+                (a.kind() == crate::schema::Kind::Numeric)
+                    .then(|| self.out_of_range.with_label_values(&[a.name.as_str()]))
+            })
+            .collect()
     }
 
     /// Records one finished call. A JSON call is labelled with the gRPC method it stands for

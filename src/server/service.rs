@@ -481,6 +481,7 @@ pub(crate) fn finish(
     let scored = model
         .score(|i| scratch.values[i], explain)
         .map_err(LeadError::Value)?;
+    served.count_out_of_range(&scored.out_of_range);
     // One warning for all of them: a CRM sending its whole record would otherwise get a line
     // per unused column on every lead.
     let warnings = scratch

@@ -19,23 +19,48 @@ pub(super) fn encode(
     matrix_rows: &[usize],
     missing: &MissingTokens,
 ) -> Result<(FeatureEncoder, Array2<f64>), TrainError> {
-    let bad_value = |(row, e): (usize, ValueError)| TrainError::BadValue {
-        path: table.path.clone(),
-        line: table.lines[row],
-        message: e.to_string(),
-    };
-    let encoder = FeatureEncoder::fit(
+    let encoder = fit_encoder(
+        table,
+        config,
+        columns,
+        &outcomes.rows,
+        &outcomes.won,
+        missing,
+    )?;
+    let feature_columns: Vec<usize> = columns.features.iter().map(|&(c, _)| c).collect();
+    let x = encode_table(&encoder, table, &feature_columns, matrix_rows)
+        .map_err(|e| bad_value(table, e))?;
+    Ok((encoder, x))
+}
+
+/// The encoder of the feature columns fitted on the table rows `rows` (`won[i]` the outcome of
+/// `rows[i]`).
+pub(super) fn fit_encoder(
+    table: &Table,
+    config: &TrainConfig,
+    columns: &Columns,
+    rows: &[usize],
+    won: &[bool],
+    missing: &MissingTokens,
+) -> Result<FeatureEncoder, TrainError> {
+    FeatureEncoder::fit(
         columns
             .features
             .iter()
             .map(|&(c, kind)| (table.headers[c].as_str(), kind, table.column(c))),
-        &outcomes.rows,
-        &outcomes.won,
+        rows,
+        won,
         missing,
         &config.encoder,
     )
-    .map_err(bad_value)?;
-    let feature_columns: Vec<usize> = columns.features.iter().map(|&(c, _)| c).collect();
-    let x = encode_table(&encoder, table, &feature_columns, matrix_rows).map_err(bad_value)?;
-    Ok((encoder, x))
+    .map_err(|e| bad_value(table, e))
+}
+
+/// A cell the encoder cannot read, named by file and line.
+pub(super) fn bad_value(table: &Table, (row, e): (usize, ValueError)) -> TrainError {
+    TrainError::BadValue {
+        path: table.path.clone(),
+        line: table.lines[row],
+        message: e.to_string(),
+    }
 }

@@ -9,6 +9,7 @@
 //! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
 //!   the fit without it that the reported metrics come from;
 //! - `features`: fit the encoder and encode the rows in the holdout's order;
+//! - `drift`: with `--date`, each attribute of the holdout against the training part;
 //! - `labels`: category labels that differ only by spacing or punctuation, reported;
 //! - `leakage`: columns that predict the outcome suspiciously well on their own;
 //! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
@@ -22,6 +23,7 @@
 mod artifact;
 mod columns;
 mod config;
+mod drift;
 mod error;
 mod features;
 mod holdout;
@@ -61,6 +63,9 @@ pub struct Trained {
     pub holdout_rows: Vec<usize>,
     pub holdout_won: Vec<bool>,
     pub holdout_probabilities: Vec<f64>,
+    /// With `--date`: each attribute of the holdout (the newest leads) against the training
+    /// part, worst first.
+    pub holdout_drift: Option<crate::evaluate::FeatureDrift>,
     pub table: Table,
 }
 
@@ -84,6 +89,12 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         features::encode(&table, config, &columns, &outcomes, &holdout.rows, &missing)
     })?;
     progress::encoded(progress, &x, timings.encode);
+    let holdout_drift = match roles.date {
+        Some(_) => Some(drift::holdout_drift(
+            &table, config, &columns, &holdout, &missing,
+        )?),
+        None => None,
+    };
     let (train_x, train_y) = holdout.training(x.view());
     let leakage = leakage::check(&encoder, train_x, train_y, config.leakage_auc);
 
@@ -132,6 +143,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         holdout_rows: holdout.rows[holdout.n_train..].to_vec(),
         holdout_won: holdout.won[holdout.n_train..].to_vec(),
         holdout_probabilities: measured.probabilities,
+        holdout_drift,
         table,
     })
 }

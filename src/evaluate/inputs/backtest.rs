@@ -1,12 +1,13 @@
 //! Backtest: every row of a labelled CSV is scored with the model and paired with its outcome;
-//! rows whose outcome is empty or still open are counted as open.
+//! rows whose outcome is empty or still open are counted as open. The attribute values of the
+//! evaluated rows are counted for per-attribute drift.
 
 use super::grouping::Grouping;
 use super::outcomes::{Outcomes, outcome_parser, target_column};
 use super::{Coverage, InputOptions, Mode};
 use crate::data::Table;
 use crate::encoder::RawValue;
-use crate::evaluate::{EvaluateError, Labels, Leads};
+use crate::evaluate::{DriftCounter, EvaluateError, Labels, Leads};
 use crate::model::Model;
 
 /// Backtest: scores every row of `table` with `model` and pairs it with the row's outcome.
@@ -38,24 +39,32 @@ pub fn backtest(
         ..Leads::default()
     };
     let mut outcomes = Outcomes::new(table, target, parser);
+    // Each lead is encoded once: its features score it and its readings count its drift.
+    let mut drift = DriftCounter::new(model.encoder());
+    let mut features = vec![0.0; model.encoder().width()];
+    let mut readings = Vec::with_capacity(attributes.len());
     for row in 0..table.rows() {
         let Some(won) = outcomes.won(row)? else {
             coverage.open += 1;
             continue;
         };
-        let scored = model
-            .score(
+        model
+            .encoder()
+            .encode_row(
                 |a| match attributes[a] {
                     Some(c) => RawValue::Text(table.column(c).get(row)),
                     None => RawValue::Missing,
                 },
-                0,
+                &mut features,
+                &mut readings,
             )
             .map_err(|e| EvaluateError::Line {
                 path: table.path.display().to_string(),
                 line: table.lines[row],
                 message: e.to_string(),
             })?;
+        let scored = model.score_encoded(&features, &readings, 0);
+        drift.add(&readings);
         leads.probability.push(scored.probability);
         leads.won.push(won);
         leads.grade.push(&scored.grade);
@@ -63,6 +72,7 @@ pub fn backtest(
         let date = grouping.date_of_row(row).flatten();
         grouping.push_month(&mut leads, &mut coverage, date);
     }
+    leads.feature_drift = Some(drift.finish());
     coverage.evaluated = leads.len() as u64;
     Ok((leads, coverage))
 }

@@ -80,6 +80,7 @@ th { background: #f5f6f8; font-weight: 600; color: var(--ink); }
 th:first-child, td:first-child { text-align: left; white-space: normal; }
 tr { break-inside: avoid; page-break-inside: avoid; }
 tr.flag td { background: #fff4f2; }
+td.why { text-align: left; white-space: normal; }
 .tag { display: inline-block; padding: 0 5px; border-radius: 3px; font-size: 11px; font-weight: 600; }
 .tag.sig { background: #e8eefb; color: var(--accent); }
 .tag.off { background: #fdecea; color: var(--warn); }
@@ -124,6 +125,7 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     deciles(out, e)?;
     segment_sections(out, e)?;
     drift_section(out, e)?;
+    feature_drift_section(out, e)?;
     inputs_section(out, e)?;
     writeln!(
         out,
@@ -401,6 +403,58 @@ fn drift_section(out: &mut String, e: &Evaluation) -> fmt::Result {
             pct(b.expected_share),
             pct(b.actual_share),
             b.psi
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+/// The per-attribute drift table, worst first, flagged rows marked.
+fn feature_drift_section(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let Some(d) = &e.feature_drift else {
+        return Ok(());
+    };
+    writeln!(out, "<h2>Drift per attribute against training</h2>")?;
+    if let Some(why) = &d.unavailable {
+        return writeln!(out, "<p class=\"note\">Not measured: {}.</p>", esc(why));
+    }
+    writeln!(
+        out,
+        "<p class=\"note\">{} of {} attributes flagged: PSI ≥ 0.25 (bins: a number's training \
+         deciles, a category's levels, unseen labels and missing values), or at least 10% of \
+         the numbers outside the training range or of the labels never seen in training. Worst \
+         first. Below, above and unseen are shares of the values present; missing is of all \
+         leads, training in brackets.</p>",
+        d.flagged().count(),
+        d.attributes.len()
+    )?;
+    writeln!(
+        out,
+        "<table><tr><th>attribute</th><th>kind</th><th>PSI</th><th>level</th>\
+         <th>missing (training)</th><th>below range</th><th>above range</th><th>unseen</th>\
+         <th>reason</th></tr>"
+    )?;
+    let share = |x: Option<f64>| x.map_or("–".to_string(), pct);
+    for a in &d.attributes {
+        writeln!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{} ({})</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td class=\"why\">{}{}</td></tr>",
+            if a.flagged { " class=\"flag\"" } else { "" },
+            esc(&a.attribute),
+            a.kind,
+            a.psi,
+            esc(&a.level),
+            pct(a.missing_share),
+            pct(a.training_missing_share),
+            share(a.below_range_share),
+            share(a.above_range_share),
+            share(a.unseen_share),
+            if a.flagged {
+                "<span class=\"tag off\">flagged</span> "
+            } else {
+                ""
+            },
+            esc(a.reason.as_deref().unwrap_or(""))
         )?;
     }
     writeln!(out, "</table>")
