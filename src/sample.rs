@@ -291,7 +291,7 @@ pub fn write(out: &Path, options: &SampleOptions) -> Result<SampleSummary, FileE
     let mut truth = options
         .truth
         .as_deref()
-        .map(|path| TruthFile::create(path))
+        .map(TruthFile::create)
         .transpose()?;
     let (mut wins, mut open) = (0, 0);
     for (i, lead) in leads.iter().enumerate() {

@@ -90,17 +90,14 @@ pub enum TrainError {
         column: String,
     },
     #[error(
-        "{path}, line {line}: closed on {closed} (column {closed_column:?}), before it was \
-         created on {created} (column {created_column:?}); {rows} row(s) like this: fix the \
-         dates in the export, or remove those rows"
+        "{path}, line {line}: {dates}; {rows} row(s) like this: fix the dates in the export, or \
+         remove those rows"
     )]
     ClosedBeforeCreated {
         path: PathBuf,
         line: u64,
-        created_column: String,
-        closed_column: String,
-        created: String,
-        closed: String,
+        /// Which dates, in which columns: the closed one before the created one.
+        dates: String,
         rows: usize,
     },
     #[error(

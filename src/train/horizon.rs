@@ -168,10 +168,11 @@ fn read_dates(
         return Err(TrainError::ClosedBeforeCreated {
             path: table.path.clone(),
             line: table.lines[row],
-            created_column: table.headers[created].clone(),
-            closed_column: table.headers[closed].clone(),
-            created: created_on.to_string(),
-            closed: closed_on.to_string(),
+            dates: format!(
+                "closed on {closed_on} (column {:?}), before it was created on {created_on} \
+                 (column {:?})",
+                table.headers[closed], table.headers[created]
+            ),
             rows: backwards_count,
         });
     }
@@ -190,7 +191,7 @@ fn assign(days: u32, as_of: NaiveDate, leads: &[Dated]) -> (Outcomes, HorizonCou
             continue;
         }
         let window_ends = lead.created.checked_add_days(window);
-        if !window_ends.is_some_and(|end| end <= as_of) {
+        if window_ends.is_none_or(|end| end > as_of) {
             counts.maturing += 1;
             continue;
         }
