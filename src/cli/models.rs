@@ -14,7 +14,8 @@ use std::process::ExitCode;
 pub enum ModelsCommand {
     /// List versions; `*` marks the one in service.
     List(Dir),
-    /// Print a version's artifact (default: the one in service) as JSON.
+    /// Print a version's artifact (default: the one in service) as JSON; what its probability
+    /// means (`horizon`) goes to standard error in words.
     Show {
         version: Option<String>,
         #[command(flatten)]
@@ -86,6 +87,12 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
         ModelsCommand::Show { version, dir } => {
             let model = Registry::new(&dir.models).load_or_current(version.as_deref())?;
             outln!(out, "{}", serde_json::to_string_pretty(&model.artifact)?);
+            // Standard output stays the artifact as it is stored; the reading is for people.
+            errln!(
+                "{}: the probability is {}",
+                model.version(),
+                model.artifact.probability_meaning()
+            );
         }
         ModelsCommand::Promote { version, dir } => {
             Registry::new(&dir.models)
