@@ -623,6 +623,57 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    /// Models written before horizons (the shipped one is) load as "ever closes" models; a
+    /// horizon survives the JSON round trip, and its period is optional.
+    #[test]
+    fn horizon_is_optional_and_round_trips() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/CURRENT"))
+                .unwrap();
+        let text = std::fs::read_to_string(format!(
+            "{}/models/{}/model.json",
+            env!("CARGO_MANIFEST_DIR"),
+            shipped.trim()
+        ))
+        .unwrap();
+        assert!(
+            !text.contains("\"horizon\""),
+            "the shipped model predates horizons"
+        );
+        let old = Model::from_json(&text).unwrap();
+        assert_eq!(old.artifact.horizon, None);
+        assert!(
+            old.artifact
+                .probability_meaning()
+                .starts_with("P(ever closes)")
+        );
+
+        let mut artifact = old.artifact.clone();
+        artifact.horizon = Some(Horizon {
+            days: 90,
+            as_of: "2025-12-31".into(),
+            created_column: "created_at".into(),
+            closed_column: "closed_at".into(),
+            period_days: None,
+            counts: HorizonCounts {
+                matured: 10,
+                maturing: 3,
+                won_within: 4,
+                ..HorizonCounts::default()
+            },
+        });
+        let json = serde_json::to_string(&artifact).unwrap();
+        assert!(!json.contains("period_days"), "absent, not null");
+        let back = Model::from_json(&json).unwrap();
+        assert_eq!(back.artifact, artifact);
+        let meaning = back.artifact.probability_meaning();
+        assert!(
+            meaning.starts_with("P(closes within the next 90 days)")
+                && meaning.contains("2025-10-02"),
+            "{meaning}"
+        );
+    }
+
     /// The factor choice equals the straightforward one: a stable sort, largest first, read
     /// from both ends.
     #[test]

@@ -6,6 +6,7 @@ mod common;
 mod drift;
 mod evaluate;
 mod hardening;
+mod horizon;
 mod json_api;
 mod leakage;
 mod names;
