@@ -110,6 +110,9 @@ impl ModelArtifact {
                 h.as_of,
                 h.days
             ),
+            None if self.data.open_rows == 0 => {
+                "P(ever closes), judged on leads whose outcome was known".into()
+            }
             None => format!(
                 "P(ever closes), judged on leads whose outcome was known ({} open or unlabelled \
                  leads left out, so slow closers are under-represented)",

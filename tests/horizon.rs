@@ -364,6 +364,19 @@ fn each_refusal_names_the_file_the_line_and_what_to_do() {
         "{message}"
     );
 
+    // A lead without a created date.
+    let data = hand_csv(dir.path(), |i, cells| {
+        if i == 20 {
+            cells[1] = String::new();
+        }
+    });
+    let d = data.to_str().unwrap().to_string();
+    let message = refused(&horizon_args(&d, m), &models);
+    assert!(
+        message.contains(&format!("{d}, line 22: column \"created\" is empty")),
+        "{message}"
+    );
+
     // --horizon without the two date columns.
     let data = hand_csv(dir.path(), |_, _| {});
     let d = data.to_str().unwrap().to_string();
@@ -381,6 +394,16 @@ fn each_refusal_names_the_file_the_line_and_what_to_do() {
     );
     let message = refused(&without("--date"), &models);
     assert!(message.contains("needs --date CREATED_COLUMN"), "{message}");
+
+    // The closed date cannot be the created date.
+    let mut same = args.clone();
+    let at = same.iter().position(|a| *a == "closed").unwrap();
+    same[at] = "created";
+    let message = refused(&same, &models);
+    assert!(
+        message.contains("--closed-at \"created\": is also the --date column"),
+        "{message}"
+    );
 
     // A horizon so long that fewer than 40 won-within-H leads have matured: created by
     // 2024-11-06, 37 leads have matured.
