@@ -473,6 +473,113 @@ mod tests {
         assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
     }
 
+    /// Reads a written sample: each row's cells.
+    fn rows(path: &Path) -> Vec<Vec<String>> {
+        csv::Reader::from_path(path)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    fn date(s: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn closed_dates_keep_the_leads_and_only_hide_undecided_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, dated) = (dir.path().join("p.csv"), dir.path().join("d.csv"));
+        write_sample(&plain, 3000, 5).unwrap();
+        let options = SampleOptions {
+            rows: 3000,
+            seed: 5,
+            closed_dates: true,
+            truth: None,
+        };
+        let summary = write(&dated, &options).unwrap();
+        let export = date("2025-12-31");
+        let (mut open, mut slow, mut fast) = (0, Vec::new(), Vec::new());
+        for (p, d) in rows(&plain).iter().zip(rows(&dated)) {
+            assert_eq!(p[..12], d[..12], "same lead");
+            if d[12].is_empty() {
+                open += 1;
+                assert!(d[13].is_empty());
+                continue;
+            }
+            assert_eq!(p[12], d[12], "same outcome");
+            let days = (date(&d[13]) - date(&d[1])).num_days();
+            assert!(days >= 0 && date(&d[13]) <= export);
+            if d[12] == "1" {
+                match d[5].as_str() {
+                    "Small" => fast.push(days),
+                    "Enterprise" => slow.push(days),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(summary.open, Some(open));
+        assert!(open > 0);
+        let median = |v: &mut Vec<i64>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        assert!(
+            median(&mut slow) > 2 * median(&mut fast),
+            "larger companies close later"
+        );
+    }
+
+    /// The true probabilities the truth file gives match what the generator wrote: per company
+    /// size, the share of leads won within 90 days of creation, and of the leads still open at
+    /// 30 days, the share won in the next 90 (the cells aging scores will be tested on).
+    #[test]
+    fn p_win_within_is_the_generated_rate_at_creation_and_at_30_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, truth) = (dir.path().join("d.csv"), dir.path().join("t.csv"));
+        let options = SampleOptions {
+            rows: 60_000,
+            seed: 9,
+            closed_dates: true,
+            truth: Some(truth.clone()),
+        };
+        write(&data, &options).unwrap();
+        let export = date("2025-12-31");
+        // size → [leads, won, true sum] at age 0 and at age 30.
+        let mut cells: std::collections::HashMap<(String, u32), [f64; 3]> = Default::default();
+        for (lead, t) in rows(&data).iter().zip(rows(&truth)) {
+            assert_eq!(lead[0], t[0]);
+            let p: f64 = t[2].parse().unwrap();
+            let created = date(&lead[1]);
+            // Only leads whose windows have passed by the export date.
+            if (export - created).num_days() < 120 {
+                continue;
+            }
+            let decided = (!lead[13].is_empty()).then(|| (date(&lead[13]) - created).num_days());
+            for age in [0u32, 30] {
+                if decided.is_some_and(|d| d <= i64::from(age)) {
+                    continue; // not open at this age
+                }
+                let won = lead[12] == "1" && decided.is_some_and(|d| d <= i64::from(age) + 90);
+                let cell = cells.entry((t[1].clone(), age)).or_default();
+                cell[0] += 1.0;
+                cell[1] += f64::from(u8::from(won));
+                cell[2] += p_win_within(p, &t[1], f64::from(age), 90.0).unwrap();
+            }
+        }
+        assert_eq!(cells.len(), 8);
+        for ((size, age), [leads, won, truth]) in &cells {
+            let (observed, expected) = (won / leads, truth / leads);
+            // Three standard errors of the observed share.
+            let tolerance = 3.0 * (expected * (1.0 - expected) / leads).sqrt();
+            assert!(
+                (observed - expected).abs() < tolerance,
+                "{size} at {age} days: {leads} leads, observed {observed:.4}, true {expected:.4}"
+            );
+        }
+        assert_eq!(p_win_within(0.5, "Giant", 0.0, 90.0), None);
+    }
+
     #[test]
     fn intercept_hits_the_rate() {
         let partial = [-1.0, 0.0, 2.0];

@@ -682,3 +682,30 @@ fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
         "the ever-close model overstates: {report}"
     );
 }
+
+/// `--promote auto` does not let a nightly job change what the served probability means.
+#[test]
+fn auto_promotion_keeps_a_model_that_answers_another_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = hand_csv(dir.path(), |_, _| {});
+    let models = dir.path().join("models");
+    let (d, m) = (data.to_str().unwrap(), models.to_str().unwrap());
+    let out = leadscore(&[
+        "train", "--data", d, "--target", "outcome", "--id", "lead_id", "--date", "created",
+        "--models", m, "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plain = serving(&models).model_version;
+    let out = leadscore(&horizon_args(d, m));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "promoted   no: {plain} answers a different question (ever closes) than this model \
+             (closes within 30 days)"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(serving(&models).model_version, plain);
+    assert_eq!(serving(&models).horizon, None);
+}
