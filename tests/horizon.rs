@@ -470,34 +470,27 @@ async fn the_horizon_is_shown_by_models_show_grpc_and_json() {
     assert_eq!(shown["horizon"]["days"], 30);
     assert_eq!(shown["horizon"]["counts"]["maturing"], 15);
 
-    let server = start_serving(models.path(), |_| {}).await;
-    let info = server
-        .client()
-        .await
-        .get_model_info(pb::GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let (info, json) = model_info(models.path()).await;
     assert_eq!((info.horizon_days, info.as_of.as_str()), (30, "2025-12-31"));
     assert_eq!(info.period_days, 0, "scores do not age yet");
     assert_eq!(info.probability_meaning, horizon.probability_meaning());
-    let answer =
-        crate::json_api::call(server.addr, "GET", "/v1/model", &serde_json::Value::Null).await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.body["horizon_days"], 30);
-    assert_eq!(answer.body["as_of"], "2025-12-31");
-    assert_eq!(answer.body["period_days"], serde_json::Value::Null);
-    assert!(
-        answer.body["probability_meaning"]
-            .as_str()
-            .unwrap()
-            .starts_with("P(closes within the next 30 days)")
-    );
-    server.stop().await;
+    assert_eq!(json["horizon_days"], 30);
+    assert_eq!(json["as_of"], "2025-12-31");
+    assert_eq!(json["period_days"], serde_json::Value::Null);
+    assert_eq!(json["probability_meaning"], info.probability_meaning);
 
     // A model without a horizon says so on both paths.
     let plain = registry(&[&fixture().a], Some("test-a"));
-    let server = start_serving(plain.path(), |_| {}).await;
+    let (info, json) = model_info(plain.path()).await;
+    assert_eq!((info.horizon_days, info.as_of.as_str()), (0, ""));
+    assert!(info.probability_meaning.starts_with("P(ever closes)"));
+    assert_eq!(json["horizon_days"], serde_json::Value::Null);
+    assert_eq!(json["as_of"], serde_json::Value::Null);
+}
+
+/// The model in service in `models` as `GetModelInfo` and `GET /v1/model` describe it.
+async fn model_info(models: &Path) -> (pb::ModelInfo, serde_json::Value) {
+    let server = start_serving(models, |_| {}).await;
     let info = server
         .client()
         .await
@@ -505,13 +498,11 @@ async fn the_horizon_is_shown_by_models_show_grpc_and_json() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((info.horizon_days, info.as_of.as_str()), (0, ""));
-    assert!(info.probability_meaning.starts_with("P(ever closes)"));
     let answer =
         crate::json_api::call(server.addr, "GET", "/v1/model", &serde_json::Value::Null).await;
-    assert_eq!(answer.body["horizon_days"], serde_json::Value::Null);
-    assert_eq!(answer.body["as_of"], serde_json::Value::Null);
+    assert_eq!(answer.status, 200);
     server.stop().await;
+    (info, answer.body)
 }
 
 #[test]
