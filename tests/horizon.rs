@@ -434,6 +434,15 @@ fn each_refusal_names_the_file_the_line_and_what_to_do() {
         m,
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let mut bad_as_of = args.clone();
+    bad_as_of.extend(["--as-of", "tomorrow"]);
+    let out = leadscore(&bad_as_of);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"tomorrow\" is not a date"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A horizon model trained on the hand-made export, with its version name set.
