@@ -132,6 +132,18 @@ fn hand_counts(as_of: NaiveDate) -> [u64; 6] {
     c
 }
 
+/// The counts in [`hand_counts`]'s order.
+fn counted(c: &leadscore::model::HorizonCounts) -> [u64; 6] {
+    [
+        c.matured,
+        c.maturing,
+        c.won_within,
+        c.won_after,
+        c.lost,
+        c.open_past,
+    ]
+}
+
 fn horizon_args<'a>(data: &'a str, models: &'a str) -> Vec<&'a str> {
     vec![
         "train",
@@ -197,18 +209,8 @@ fn labels_on_a_hand_made_export_are_counted_exactly() {
     let h = a.horizon.as_ref().expect("a horizon model");
     // The default as-of date is the latest created *or closed* date: here a closed one.
     assert_eq!((h.days, h.as_of.as_str()), (30, "2025-12-31"));
+    assert_eq!(counted(&h.counts), [310, 15, 120, 50, 100, 40]);
     let c = &h.counts;
-    assert_eq!(
-        [
-            c.matured,
-            c.maturing,
-            c.won_within,
-            c.won_after,
-            c.lost,
-            c.open_past
-        ],
-        [310, 15, 120, 50, 100, 40]
-    );
     assert_eq!(c.won_without_date_dropped, 0);
     assert_eq!(
         (a.data.training_rows, a.data.wins, a.data.losses),
@@ -222,28 +224,14 @@ fn labels_on_a_hand_made_export_are_counted_exactly() {
 #[test]
 fn an_earlier_as_of_date_and_the_holdout_are_the_matured_leads() {
     let dir = tempfile::tempdir().unwrap();
-    let data = hand_csv(dir.path(), |_, _| {});
-    let mut config = TrainConfig::new(&data, "outcome");
-    config.id = Some("lead_id".into());
-    config.date = Some("created".into());
-    let mut horizon = HorizonConfig::new(30, "closed");
-    horizon.as_of = Some(day("2025-06-30"));
-    config.horizon = Some(horizon);
+    let mut config = hand_config(dir.path());
+    if let Some(h) = &mut config.horizon {
+        h.as_of = Some(day("2025-06-30"));
+    }
     let trained = train(&config, &mut |_| {}).unwrap();
     let h = trained.artifact.horizon.as_ref().unwrap();
-    let c = &h.counts;
     let expected = hand_counts(day("2025-06-30"));
-    assert_eq!(
-        [
-            c.matured,
-            c.maturing,
-            c.won_within,
-            c.won_after,
-            c.lost,
-            c.open_past
-        ],
-        expected
-    );
+    assert_eq!(counted(&h.counts), expected);
     assert_eq!(expected[0], 243, "created by 2025-05-31");
 
     // The holdout is the newest matured leads: no maturing lead, none older than a training one.
@@ -445,14 +433,19 @@ fn each_refusal_names_the_file_the_line_and_what_to_do() {
     );
 }
 
-/// A horizon model trained on the hand-made export, with its version name set.
-fn hand_model(dir: &Path, version: &str) -> ModelArtifact {
+/// Training settings for a 30-day horizon on the hand-made export (written into `dir`).
+fn hand_config(dir: &Path) -> TrainConfig {
     let data = hand_csv(dir, |_, _| {});
     let mut config = TrainConfig::new(&data, "outcome");
     config.id = Some("lead_id".into());
     config.date = Some("created".into());
     config.horizon = Some(HorizonConfig::new(30, "closed"));
-    let mut artifact = train(&config, &mut |_| {}).unwrap().artifact;
+    config
+}
+
+/// A horizon model trained on the hand-made export, with its version name set.
+fn hand_model(dir: &Path, version: &str) -> ModelArtifact {
+    let mut artifact = train(&hand_config(dir), &mut |_| {}).unwrap().artifact;
     artifact.model_version = version.into();
     artifact
 }
