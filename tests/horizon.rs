@@ -701,4 +701,18 @@ fn auto_promotion_keeps_a_model_that_answers_another_question() {
     );
     assert_eq!(serving(&models).model_version, plain);
     assert_eq!(serving(&models).horizon, None);
+    let list = leadscore(&["models", "list", "--models", m]);
+    let list = String::from_utf8_lossy(&list.stdout);
+    let line = |version: &str| {
+        list.lines()
+            .find(|l| l.contains(version))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(&plain).contains("ever closes"), "{list}");
+    let new = list
+        .lines()
+        .find(|l| l.starts_with("  2"))
+        .unwrap_or_default();
+    assert!(new.contains("closes in 30 d"), "{list}");
 }
