@@ -12,8 +12,8 @@ use std::process::ExitCode;
     leadscore models promote 20261123-101530-ab12cd\n  \
     leadscore models rollback")]
 pub enum ModelsCommand {
-    /// List versions; `*` marks the one in service; `question` is what each probability answers (ever
-    /// closes, or closes within a horizon).
+    /// List versions; `*` marks the one in service; `question` is what each probability
+    /// answers (ever closes, or closes within a horizon).
     List(Dir),
     /// Print a version's artifact (default: the one in service) as JSON; what its probability
     /// means (`horizon`) goes to standard error in words.
