@@ -14,7 +14,8 @@
 //! - [`score`] batch-scores a CSV into a call list.
 //! - [`metrics`] computes AUC, log loss, Brier score and calibration.
 //! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
-//! - [`sample`] writes synthetic leads from known true coefficients.
+//! - [`sample`] writes synthetic leads from known true coefficients (and, with closed dates, known
+//!   closing delays).
 //! - [`fsutil`] writes files atomically.
 //! - [`server`] is the gRPC scoring server; the only user of the generated protobuf types
 //!   ([`server::pb`]).

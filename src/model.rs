@@ -44,6 +44,84 @@ pub struct ModelArtifact {
     pub score_quantiles: Vec<f64>,
     /// Best grade first; a lead gets the first grade whose `min_probability` it reaches.
     pub grades: Vec<GradeCutoff>,
+    /// The period the probability is about, when trained with `--horizon`; absent, the
+    /// probability is that a lead ever closes. Absent in older models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<Horizon>,
+}
+
+/// What a horizon model's probability means and how its labels were made: a lead counts as won
+/// only when it closed won within `days` of its created date, judged at `as_of`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Horizon {
+    /// H: the probability is P(closes within H days).
+    pub days: u32,
+    /// ISO date the outcomes were judged at (`--as-of`, default the latest created or closed
+    /// date in the file). Leads created less than `days` before it were still maturing.
+    pub as_of: String,
+    pub created_column: String,
+    pub closed_column: String,
+    /// Spacing in days of the lead ages a model that ages its scores learned at; absent, the
+    /// model learned from leads at creation only, so its probability is for a new lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_days: Option<u32>,
+    pub counts: HorizonCounts,
+}
+
+/// How the leads of a horizon training were labelled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HorizonCounts {
+    /// Leads created at least H days before the as-of date: the training rows.
+    pub matured: u64,
+    /// Leads created less than H days before the as-of date (or after it): their window has
+    /// not passed, so they are left out, never counted as lost.
+    pub maturing: u64,
+    /// Matured leads won within H days of creation: the wins.
+    pub won_within: u64,
+    /// Matured leads won more than H days after creation: not won within H.
+    pub won_after: u64,
+    /// Matured leads still open: not won within H.
+    pub open_past: u64,
+    /// Matured leads lost.
+    pub lost: u64,
+    /// Won leads without a closed date left out (`--won-without-date drop`).
+    pub won_without_date_dropped: u64,
+}
+
+impl Horizon {
+    /// The last created date of a matured lead: `as_of` − H, when representable.
+    pub fn matured_by(&self) -> Option<chrono::NaiveDate> {
+        chrono::NaiveDate::parse_from_str(&self.as_of, "%Y-%m-%d")
+            .ok()?
+            .checked_sub_days(chrono::Days::new(self.days.into()))
+    }
+}
+
+impl ModelArtifact {
+    /// One sentence saying what this model's probability means, for every report and API that
+    /// shows a probability: the same words everywhere.
+    pub fn probability_meaning(&self) -> String {
+        match &self.horizon {
+            Some(h) => format!(
+                "P(closes within the next {} days) for a new lead: learned from leads created by \
+                 {}, {} days before {} (leads created later were still maturing), counted as won \
+                 only when won within {} days of creation",
+                h.days,
+                h.matured_by().map_or_else(|| "?".into(), |d| d.to_string()),
+                h.days,
+                h.as_of,
+                h.days
+            ),
+            None if self.data.open_rows == 0 => {
+                "P(ever closes), judged on leads whose outcome was known".into()
+            }
+            None => format!(
+                "P(ever closes), judged on leads whose outcome was known ({} open or unlabelled \
+                 leads left out, so slow closers are under-represented)",
+                self.data.open_rows
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -631,6 +709,57 @@ mod tests {
             text.trim()
         );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// Models written before horizons (the shipped one is) load as "ever closes" models; a
+    /// horizon survives the JSON round trip, and its period is optional.
+    #[test]
+    fn horizon_is_optional_and_round_trips() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/CURRENT"))
+                .unwrap();
+        let text = std::fs::read_to_string(format!(
+            "{}/models/{}/model.json",
+            env!("CARGO_MANIFEST_DIR"),
+            shipped.trim()
+        ))
+        .unwrap();
+        assert!(
+            !text.contains("\"horizon\""),
+            "the shipped model predates horizons"
+        );
+        let old = Model::from_json(&text).unwrap();
+        assert_eq!(old.artifact.horizon, None);
+        assert!(
+            old.artifact
+                .probability_meaning()
+                .starts_with("P(ever closes)")
+        );
+
+        let mut artifact = old.artifact.clone();
+        artifact.horizon = Some(Horizon {
+            days: 90,
+            as_of: "2025-12-31".into(),
+            created_column: "created_at".into(),
+            closed_column: "closed_at".into(),
+            period_days: None,
+            counts: HorizonCounts {
+                matured: 10,
+                maturing: 3,
+                won_within: 4,
+                ..HorizonCounts::default()
+            },
+        });
+        let json = serde_json::to_string(&artifact).unwrap();
+        assert!(!json.contains("period_days"), "absent, not null");
+        let back = Model::from_json(&json).unwrap();
+        assert_eq!(back.artifact, artifact);
+        let meaning = back.artifact.probability_meaning();
+        assert!(
+            meaning.starts_with("P(closes within the next 90 days)")
+                && meaning.contains("2025-10-02"),
+            "{meaning}"
+        );
     }
 
     /// The factor choice equals the straightforward one: a stable sort, largest first, read

@@ -22,10 +22,10 @@ use tonic::Code;
 /// An HTTP answer: status, headers (lower-case names) and the body as JSON (`Null` if empty or
 /// not JSON).
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Answer {
@@ -98,7 +98,7 @@ fn parse_http1(raw: &[u8]) -> Answer {
     }
 }
 
-async fn call(addr: SocketAddr, method: &str, path: &str, body: &Value) -> Answer {
+pub(crate) async fn call(addr: SocketAddr, method: &str, path: &str, body: &Value) -> Answer {
     let body = if body.is_null() {
         Vec::new()
     } else {

@@ -7,6 +7,7 @@ mod drift;
 mod evaluate;
 mod feature_drift;
 mod hardening;
+mod horizon;
 mod json_api;
 mod leakage;
 mod names;

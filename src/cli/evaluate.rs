@@ -170,6 +170,9 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         &table_options,
         &gates,
     )?;
+    if let Some(model) = &model {
+        evaluation.describe_model(&model.artifact);
+    }
     evaluation.in_sample = in_sample.map(|mut found: InSample| {
         // Open rows are not evaluated but may carry a training id.
         found.leads = found.leads.min(evaluation.metrics.leads);

@@ -12,9 +12,11 @@ use std::process::ExitCode;
     leadscore models promote 20261123-101530-ab12cd\n  \
     leadscore models rollback")]
 pub enum ModelsCommand {
-    /// List versions; `*` marks the one in service.
+    /// List versions; `*` marks the one in service; `question` is what each probability
+    /// answers (ever closes, or closes within a horizon).
     List(Dir),
-    /// Print a version's artifact (default: the one in service) as JSON.
+    /// Print a version's artifact (default: the one in service) as JSON; what its probability
+    /// means (`horizon`) goes to standard error in words.
     Show {
         version: Option<String>,
         #[command(flatten)]
@@ -49,12 +51,13 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
             }
             outln!(
                 out,
-                "  {:<24} {:>9} {:>9} {:>8} {:>9}  data",
+                "  {:<24} {:>9} {:>9} {:>8} {:>9}  {:<16} data",
                 "version",
                 "rows",
                 "base rate",
                 "AUC",
-                "log loss"
+                "log loss",
+                "question"
             );
             for v in versions {
                 let mark = if Some(&v) == current.as_ref() {
@@ -67,7 +70,7 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                         let a = &m.artifact;
                         outln!(
                             out,
-                            "{mark} {:<24} {:>9} {:>8.1}% {:>8} {:>9.4}  {}",
+                            "{mark} {:<24} {:>9} {:>8.1}% {:>8} {:>9.4}  {:<16} {}",
                             v,
                             a.data.training_rows,
                             a.data.base_rate * 100.0,
@@ -76,6 +79,12 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                                 .roc_auc
                                 .map_or("n/a".into(), |x| format!("{x:.4}")),
                             a.holdout.metrics.log_loss,
+                            // The question the probability answers: versions that differ here
+                            // are not interchangeable (see `--promote auto`).
+                            a.horizon.as_ref().map_or_else(
+                                || "ever closes".to_string(),
+                                |h| format!("closes in {} d", h.days)
+                            ),
                             a.data.file
                         );
                     }
@@ -86,6 +95,12 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
         ModelsCommand::Show { version, dir } => {
             let model = Registry::new(&dir.models).load_or_current(version.as_deref())?;
             outln!(out, "{}", serde_json::to_string_pretty(&model.artifact)?);
+            // Standard output stays the artifact as it is stored; the reading is for people.
+            errln!(
+                "{}: the probability is {}",
+                model.version(),
+                model.artifact.probability_meaning()
+            );
         }
         ModelsCommand::Promote { version, dir } => {
             Registry::new(&dir.models)

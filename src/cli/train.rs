@@ -4,7 +4,8 @@ use crate::model::ModelArtifact;
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
 use crate::train::{
-    PromotePolicy, Promotion, TrainConfig, Trained, save_and_promote, top_coefficients, train,
+    HorizonConfig, PromotePolicy, Promotion, TrainConfig, Trained, WonWithoutDate,
+    save_and_promote, top_coefficients, train,
 };
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,14 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  \
     leadscore train --data leads.csv --target converted --id lead_id --date created_at\n  \
     leadscore train --data Leads.csv --target Converted --id \"Prospect ID\" --na Select \\\n      \
-    --drop \"Tags,Lead Quality\" --promote always --json")]
+    --drop \"Tags,Lead Quality\" --promote always --json\n  \
+    leadscore train --data leads.csv --target converted --id lead_id \\\n      \
+    --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n\n\
+With --horizon the probability is P(closes within the next DAYS days): a lead counts as won \
+only when won within DAYS of its created date; leads created less than DAYS before the as-of \
+date are maturing (left out, never counted as lost); lost leads, leads won later and leads \
+still open past DAYS are not won. Without it, the probability is P(ever closes), learned from \
+the leads whose outcome was known (open leads left out).")]
 pub struct TrainArgs {
     /// CSV export of historic leads (header row; `,` or `;`).
     #[arg(long)]
@@ -28,10 +36,26 @@ pub struct TrainArgs {
     /// Lead id column (never a feature).
     #[arg(long)]
     id: Option<String>,
-    /// Created-at column: the most recent 20% of leads become the holdout, and each attribute
-    /// of it is compared with the older leads (drift per attribute, in the summary).
+    /// Created-at column: the most recent 20% of leads (with --horizon: of the matured leads)
+    /// become the holdout, and each attribute of it is compared with the older leads (drift per
+    /// attribute, in the summary).
     #[arg(long)]
     date: Option<String>,
+    /// Learn P(closes within DAYS days of creation) instead of P(ever closes); needs --date
+    /// and --closed-at.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    horizon: Option<u32>,
+    /// Closed-at column (with --horizon): the date a won or lost lead was decided.
+    #[arg(long, value_name = "COL", requires = "horizon")]
+    closed_at: Option<String>,
+    /// The date outcomes are judged at (with --horizon); default: the latest created or closed
+    /// date in the file.
+    #[arg(long, value_name = "DATE", requires = "horizon", value_parser = as_of_date)]
+    as_of: Option<chrono::NaiveDate>,
+    /// A won lead without a closed date (with --horizon): fail (default) names its line; drop
+    /// leaves such leads out, counted.
+    #[arg(long, value_enum, value_name = "WHAT", requires = "horizon")]
+    won_without_date: Option<WonWithoutDate>,
     /// Columns to leave out (comma-separated or repeated).
     #[arg(long, value_name = "COLS")]
     drop: Vec<String>,
@@ -110,6 +134,12 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     config.kinds = parse_kind_overrides(&args.kind).map_err(anyhow::Error::msg)?;
     config.max_iterations = args.max_iterations;
     config.seed = args.seed;
+    config.horizon = args.horizon.map(|days| HorizonConfig {
+        days,
+        closed_at: args.closed_at.clone(),
+        as_of: args.as_of,
+        won_without_date: args.won_without_date.unwrap_or_default(),
+    });
     if let Ok(at) = std::env::var(TRAINED_AT_ENV) {
         let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
             anyhow::anyhow!(
@@ -122,6 +152,12 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     Ok(config)
 }
 
+/// `--as-of`: a date in any format the data's dates may have.
+fn as_of_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    crate::schema::parse_date(text)
+        .ok_or_else(|| format!("{text:?} is not a date (use YYYY-MM-DD)"))
+}
+
 /// The `--json` summary.
 fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow::Result<String> {
     let a = &trained.artifact;
@@ -130,6 +166,8 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "path": path,
         "promotion": promotion,
         "data": a.data,
+        "horizon": a.horizon,
+        "probability_meaning": a.probability_meaning(),
         "holdout": a.holdout,
         "regularisation": a.regularisation,
         "solver": a.solver,
@@ -177,15 +215,19 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
                 .map_or_else(|| ".".into(), |p| p.display().to_string())
         );
     }
-    outln!(
-        out,
-        "data       {} rows: {} won, {} lost (closure rate {}), {} open or unlabelled",
-        d.rows_read,
-        d.wins,
-        d.losses,
-        pct(d.base_rate),
-        d.open_rows
-    );
+    match &a.horizon {
+        None => outln!(
+            out,
+            "data       {} rows: {} won, {} lost (closure rate {}), {} open or unlabelled",
+            d.rows_read,
+            d.wins,
+            d.losses,
+            pct(d.base_rate),
+            d.open_rows
+        ),
+        Some(h) => summarise_horizon(out, d, h),
+    }
+    outln!(out, "meaning    {}", a.probability_meaning());
     outln!(out, "holdout    {} leads, {}", m.leads, a.holdout.method);
     outln!(
         out,
@@ -235,6 +277,40 @@ fn summarise_drift(out: &mut String, drift: &FeatureDrift) {
     );
     // Writing into a String cannot fail.
     let _ = crate::evaluate::report_terminal::feature_drift_table(out, drift, true);
+}
+
+/// How a horizon training labelled the leads: every lead in exactly one count.
+fn summarise_horizon(out: &mut String, d: &crate::model::DataSummary, h: &crate::model::Horizon) {
+    let c = &h.counts;
+    let days = h.days;
+    outln!(
+        out,
+        "data       {} rows, as of {}: {} matured (created by {}), {} maturing (left out){}",
+        d.rows_read,
+        h.as_of,
+        c.matured,
+        h.matured_by()
+            .map_or_else(|| "no date".into(), |d| d.to_string()),
+        c.maturing,
+        if c.won_without_date_dropped > 0 {
+            format!(
+                ", {} won without a closed date (left out)",
+                c.won_without_date_dropped
+            )
+        } else {
+            String::new()
+        }
+    );
+    outln!(
+        out,
+        "horizon    {days} days: {} won within {days} days (closure rate {:.1}%); not won within \
+         it: {} won after {days} days, {} lost, {} open past {days} days",
+        c.won_within,
+        d.base_rate * 100.0,
+        c.won_after,
+        c.lost,
+        c.open_past
+    );
 }
 
 /// The features, the chosen regularisation, the solver and the strongest coefficients.

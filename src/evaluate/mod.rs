@@ -195,6 +195,33 @@ pub struct Evaluation {
     /// optimistic. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_sample: Option<InSample>,
+    /// What the model's probability means ([`crate::model::ModelArtifact::probability_meaning`]),
+    /// when a model is known. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability_meaning: Option<String>,
+    /// The model's horizon in days, when it was trained with one. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub horizon_days: Option<u32>,
+}
+
+impl Evaluation {
+    /// Records what the probabilities of `model` mean, for every report to say.
+    pub fn describe_model(&mut self, model: &crate::model::ModelArtifact) {
+        self.probability_meaning = Some(model.probability_meaning());
+        self.horizon_days = model.horizon.as_ref().map(|h| h.days);
+    }
+
+    /// The warning every report prints for a horizon model: the outcomes are not yet judged
+    /// within the horizon, so the comparison is not like with like.
+    pub fn horizon_caveat(&self) -> Option<String> {
+        self.horizon_days.map(|days| {
+            format!(
+                "the model predicts closure within {days} days, but this evaluation compares \
+                 it with the outcomes as given (won at any time; open leads left out): \
+                 realized rates here can exceed the predictions for that reason alone"
+            )
+        })
+    }
 }
 
 /// Evaluated leads the model was trained on.
@@ -308,6 +335,8 @@ pub fn evaluate(
         feature_drift,
         gates: gate_results,
         in_sample: None,
+        probability_meaning: None,
+        horizon_days: None,
     })
 }
 

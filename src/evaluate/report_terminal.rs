@@ -70,6 +70,12 @@ fn coverage(out: &mut String, e: &Evaluation) -> fmt::Result {
         "evaluation  {mode}, model {}",
         e.model_version.as_deref().unwrap_or("(none)")
     )?;
+    if let Some(meaning) = &e.probability_meaning {
+        writeln!(out, "probability {meaning}")?;
+    }
+    if let Some(caveat) = e.horizon_caveat() {
+        writeln!(out, "WARNING     {caveat}")?;
+    }
     writeln!(out, "leads       {}", c.describe())?;
     if c.superseded_predictions > 0 {
         writeln!(

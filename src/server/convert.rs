@@ -174,6 +174,17 @@ impl From<&Model> for pb::ModelInfo {
                     min_probability: g.min_probability,
                 })
                 .collect(),
+            probability_meaning: artifact.probability_meaning(),
+            horizon_days: artifact.horizon.as_ref().map_or(0, |h| h.days),
+            as_of: artifact
+                .horizon
+                .as_ref()
+                .map_or_else(String::new, |h| h.as_of.clone()),
+            period_days: artifact
+                .horizon
+                .as_ref()
+                .and_then(|h| h.period_days)
+                .unwrap_or(0),
         }
     }
 }

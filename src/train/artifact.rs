@@ -13,8 +13,8 @@ use crate::encoder::FeatureEncoder;
 use crate::id_sketch::IdSketch;
 use crate::metrics::calibration_bins;
 use crate::model::{
-    Coefficient, DataSummary, FORMAT_VERSION, HoldoutReport, ModelArtifact, Regularisation,
-    SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
+    Coefficient, DataSummary, FORMAT_VERSION, HoldoutReport, Horizon, ModelArtifact,
+    Regularisation, SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
 };
 use chrono::{DateTime, Utc};
 use ndarray::{ArrayView2, Axis};
@@ -34,6 +34,8 @@ pub(super) struct Learned<'a> {
     pub measured: &'a Measured,
     /// The fit on every row: the served model.
     pub final_fit: &'a Fit,
+    /// How the rows were labelled with `--horizon`.
+    pub horizon: Option<Horizon>,
 }
 
 /// Assembles the artifact, stamped with `config.trained_at` (else the clock).
@@ -77,6 +79,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         holdout: holdout_report(learned.holdout, learned.measured),
         grades: grade_cutoffs(&quantiles),
         score_quantiles: quantiles,
+        horizon: learned.horizon,
     }
 }
 

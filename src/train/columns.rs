@@ -13,6 +13,8 @@ pub(super) struct Roles {
     pub id: Option<usize>,
     /// Orders the holdout when given.
     pub date: Option<usize>,
+    /// The closed-date column of a horizon training (`--closed-at`).
+    pub closed: Option<usize>,
     pub dropped: Vec<usize>,
 }
 
@@ -34,7 +36,20 @@ impl Roles {
             .as_deref()
             .map(|c| table.column_index(c))
             .transpose()?;
-        for (flag, column) in [("id", id), ("date", date)] {
+        let closed = config
+            .horizon
+            .as_ref()
+            .and_then(|h| h.closed_at.as_deref())
+            .map(|c| table.column_index(c))
+            .transpose()?;
+        if closed.is_some() && closed == date {
+            return Err(TrainError::BadColumnChoice {
+                flag: "closed-at",
+                column: table.headers[date.unwrap_or_default()].clone(),
+                reason: "is also the --date column (the created date)".into(),
+            });
+        }
+        for (flag, column) in [("id", id), ("date", date), ("closed-at", closed)] {
             if column == Some(target) {
                 return Err(TrainError::BadColumnChoice {
                     flag,
@@ -54,6 +69,7 @@ impl Roles {
             target,
             id,
             date,
+            closed,
             dropped,
         })
     }
@@ -93,7 +109,13 @@ pub(super) fn assign_roles(
         } else if Some(c) == roles.id {
             "id (--id)".to_string()
         } else if Some(c) == roles.date {
-            "orders the holdout (--date)".to_string()
+            if roles.closed.is_some() {
+                "created date: orders the holdout, dates the horizon (--date)".to_string()
+            } else {
+                "orders the holdout (--date)".to_string()
+            }
+        } else if Some(c) == roles.closed {
+            "closed date: dates the horizon (--closed-at)".to_string()
         } else if roles.dropped.contains(&c) {
             "dropped (--drop)".to_string()
         } else if profile.kind.is_feature() {

@@ -3,7 +3,7 @@
 
 use crate::encoder::EncoderOptions;
 use crate::schema::Kind;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -34,6 +34,42 @@ pub struct TrainConfig {
     /// clock when the artifact is assembled. Versions are named by the second, so tests set
     /// distinct times here instead of waiting for the clock to move on.
     pub trained_at: Option<DateTime<Utc>>,
+    /// `--horizon`: label leads by whether they were won within this many days of creation.
+    pub horizon: Option<HorizonConfig>,
+}
+
+/// The settings of a horizon training (`--horizon DAYS --closed-at COL [--as-of DATE]`); the
+/// created date is `TrainConfig::date`, which also orders the holdout.
+#[derive(Debug, Clone)]
+pub struct HorizonConfig {
+    pub days: u32,
+    /// The closed-date column (`--closed-at`): when a won or lost lead was decided.
+    pub closed_at: Option<String>,
+    /// The date outcomes are judged at; `None`: the latest created or closed date in the file.
+    pub as_of: Option<NaiveDate>,
+    pub won_without_date: WonWithoutDate,
+}
+
+/// What to do with a won lead whose closed date is empty: without it, nobody can tell whether
+/// it was won within the horizon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WonWithoutDate {
+    /// Refuse the file, naming the first such line (the default: a guess would bias the rate).
+    #[default]
+    Fail,
+    /// Leave such leads out of training, counted in the summary.
+    Drop,
+}
+
+impl HorizonConfig {
+    pub fn new(days: u32, closed_at: impl Into<String>) -> HorizonConfig {
+        HorizonConfig {
+            days,
+            closed_at: Some(closed_at.into()),
+            as_of: None,
+            won_without_date: WonWithoutDate::Fail,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -56,6 +92,7 @@ impl TrainConfig {
             alphas: vec![100.0, 10.0, 1.0, 0.1],
             leakage_auc: 0.85,
             trained_at: None,
+            horizon: None,
         }
     }
 }

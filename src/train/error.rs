@@ -75,6 +75,58 @@ pub enum TrainError {
         column: String,
         reason: String,
     },
+    #[error(
+        "--horizon {days} needs {absent}: a lead is won within the horizon when its closed date \
+         is at most {days} days after its created date"
+    )]
+    HorizonWithoutDates { days: u32, absent: String },
+    #[error(
+        "{path}, line {line}: column {column:?} is empty: with --horizon every lead needs a \
+         created date to know whether its window has passed (fill it in, or remove the row)"
+    )]
+    NoCreatedDate {
+        path: PathBuf,
+        line: u64,
+        column: String,
+    },
+    #[error(
+        "{path}, line {line}: {dates}; {rows} row(s) like this: fix the dates in the export, or \
+         remove those rows"
+    )]
+    ClosedBeforeCreated {
+        path: PathBuf,
+        line: u64,
+        /// Which dates, in which columns: the closed one before the created one.
+        dates: String,
+        rows: usize,
+    },
+    #[error(
+        "{path}, line {line}: the lead is won but column {column:?} is empty, so nobody can tell \
+         whether it was won within {days} days; {rows} won row(s) like this: fill in the closed \
+         dates, or pass --won-without-date drop to leave such leads out"
+    )]
+    WonWithoutClosedDate {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        rows: usize,
+        days: u32,
+    },
+    #[error(
+        "{path}: only {won_within} leads were won within {days} days among the {matured} leads \
+         whose window has passed (created by {matured_by}, {days} days before the as-of date \
+         {as_of}); a sound model needs at least {need}: use a shorter --horizon, a later \
+         --as-of, or export a longer period"
+    )]
+    HorizonTooLong {
+        path: PathBuf,
+        days: u32,
+        won_within: usize,
+        matured: usize,
+        matured_by: String,
+        as_of: String,
+        need: usize,
+    },
     #[error("the solver failed: {0}")]
     Solver(String),
     #[error(transparent)]

@@ -5,6 +5,7 @@
 //!
 //! [`train`] runs the steps in order; each lives in its own file:
 //! - `outcomes`: parse the target column (open rows set aside); enough wins and losses?
+//! - `horizon`: with `--horizon`, relabel as won within the horizon; maturing leads set aside;
 //! - `columns`: the role of every column (target, id, date, dropped, feature) and its kind;
 //! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
 //!   the fit without it that the reported metrics come from;
@@ -27,6 +28,7 @@ mod drift;
 mod error;
 mod features;
 mod holdout;
+mod horizon;
 mod labels;
 mod leakage;
 mod outcomes;
@@ -36,7 +38,7 @@ mod regularisation;
 mod solver;
 
 pub use artifact::top_coefficients;
-pub use config::TrainConfig;
+pub use config::{HorizonConfig, TrainConfig, WonWithoutDate};
 pub use error::TrainError;
 pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
@@ -81,6 +83,10 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let target = table.column_index(&config.target)?;
     let outcomes = Outcomes::parse(&table, target, config, &missing)?;
     let roles = Roles::resolve(&table, config, target)?;
+    let (outcomes, horizon) = match horizon::label(&table, config, &roles, &outcomes, &missing)? {
+        Some((labelled, horizon)) => (labelled, Some(horizon)),
+        None => (outcomes, None),
+    };
     outcomes.require(&table, config.min_class_rows)?;
     let columns = columns::assign_roles(&table, config, &roles, &missing)?;
     let holdout = holdout::split(&table, config, roles.date, &outcomes, &missing)?;
@@ -133,6 +139,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         choice: &choice,
         measured: &measured,
         final_fit: &final_fit,
+        horizon,
     });
     timings.total = started.elapsed().as_secs_f64();
     Ok(Trained {

@@ -80,6 +80,18 @@ fn decide(
             Err(e) => {
                 promotion.reason = format!("the serving model {version} cannot be loaded ({e})")
             }
+            Ok(serving) if question(&serving.artifact) != question(&trained.artifact) => {
+                // Log losses on different labels do not compare, and a nightly job must not
+                // change what the served probability means without someone deciding it.
+                promotion.promoted = false;
+                promotion.reason = format!(
+                    "{version} answers a different question ({}) than this model ({}); the \
+                     serving model stays (--promote always, or `leadscore models promote`, \
+                     switches)",
+                    question(&serving.artifact),
+                    question(&trained.artifact)
+                );
+            }
             Ok(serving) => {
                 let new_fields = crate::names::FieldIndex::new(
                     trained
@@ -107,6 +119,14 @@ fn decide(
         },
     }
     Ok(promotion)
+}
+
+/// The question a model's probability answers, in a few words.
+fn question(artifact: &ModelArtifact) -> String {
+    match &artifact.horizon {
+        Some(h) => format!("closes within {} days", h.days),
+        None => "ever closes".into(),
+    }
 }
 
 impl Promotion {

@@ -153,6 +153,12 @@ fn head(out: &mut String, e: &Evaluation) -> fmt::Result {
         esc(e.model_version.as_deref().unwrap_or("(none)")),
         esc(&e.coverage.describe())
     )?;
+    if let Some(meaning) = &e.probability_meaning {
+        writeln!(out, "<p class=\"sub\">Probability: {}</p>", esc(meaning))?;
+    }
+    if let Some(caveat) = e.horizon_caveat() {
+        writeln!(out, "<p class=\"insample\">{}</p>", esc(&caveat))?;
+    }
     if let Some(in_sample) = &e.in_sample {
         writeln!(
             out,

@@ -84,7 +84,8 @@ impl JsonSchema for Fields {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ScoreLeadResponse {
     pub lead_id: String,
-    /// Calibrated probability that the lead closes, strictly inside (0, 1).
+    /// Calibrated probability that the lead closes, strictly inside (0, 1): within the model's
+    /// horizon when it has one (see `GET /v1/model`, `probability_meaning`).
     pub probability: f64,
     /// 1..99, for sorting: round(100 × probability) clamped to 1..99.
     pub score: u32,
@@ -137,6 +138,15 @@ pub struct ModelInfo {
     pub training_rows: u64,
     /// Lowest probability of each grade, best grade first (A, B, C; D is the rest).
     pub grade_cutoffs: Vec<GradeCutoff>,
+    /// What the probability means, in one sentence.
+    pub probability_meaning: String,
+    /// Trained with a horizon: the probability is P(closes within this many days); null: the
+    /// probability is P(ever closes).
+    pub horizon_days: Option<u32>,
+    /// With a horizon: the date (YYYY-MM-DD) outcomes were judged at.
+    pub as_of: Option<String>,
+    /// Spacing in days of the lead ages an aging model learned at; null: the scores do not age.
+    pub period_days: Option<u32>,
 }
 
 /// An attribute the model reads.
@@ -297,6 +307,10 @@ impl From<pb::ModelInfo> for ModelInfo {
             base_rate,
             training_rows,
             grade_cutoffs,
+            probability_meaning,
+            horizon_days,
+            as_of,
+            period_days,
         } = info;
         let pb::HoldoutMetrics {
             rows,
@@ -348,6 +362,11 @@ impl From<pb::ModelInfo> for ModelInfo {
                     },
                 )
                 .collect(),
+            probability_meaning,
+            // gRPC says "none" with 0 and empty; JSON with null.
+            horizon_days: (horizon_days > 0).then_some(horizon_days),
+            as_of: (!as_of.is_empty()).then_some(as_of),
+            period_days: (period_days > 0).then_some(period_days),
         }
     }
 }
