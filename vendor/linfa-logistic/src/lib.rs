@@ -25,11 +25,13 @@ use argmin::solver::quasinewton::LBFGS;
 use linfa::dataset::AsSingleTargets;
 use linfa::prelude::DatasetBase;
 use linfa::traits::{Fit, PredictInplace};
+use ndarray::linalg::general_mat_vec_mul;
 use ndarray::{
-    s, Array, Array1, Array2, ArrayBase, ArrayView, ArrayView2, Axis, CowArray, Data, DataMut,
-    Dimension, IntoDimension, Ix1, Ix2, RemoveAxis, Slice, Zip,
+    s, Array, Array1, Array2, ArrayBase, ArrayView, ArrayView1, ArrayView2, Axis, CowArray, Data,
+    DataMut, Dimension, IntoDimension, Ix1, Ix2, RemoveAxis, Slice, Zip,
 };
 use ndarray_stats::QuantileExt;
+use std::cell::{RefCell, RefMut};
 use std::default::Default;
 
 #[cfg(feature = "serde")]
@@ -174,6 +176,7 @@ impl<F: Float, D: Dimension> LogisticRegressionValidParams<F, D> {
             x,
             target,
             alpha: self.alpha,
+            last: RefCell::new(None),
         }
     }
 
@@ -459,6 +462,74 @@ fn softmax_inplace<F: linfa::Float, A: DataMut<Elem = F>>(v: &mut ArrayBase<A, I
     v.mapv_inplace(|n| n / sum);
 }
 
+/// Rows per block in [`linear_predictor`] and [`transposed_product`]: the block of the
+/// length-`n_samples` vector (4096 * 8 bytes for `f64`) stays in the L1/L2 cache while every
+/// column of the block of `x` is visited.
+const ROW_BLOCK: usize = 4096;
+
+/// Whether the columns of `x` are contiguous (column-major, or a row slice of a column-major
+/// matrix), so column-wise loops over it read memory in order.
+fn is_column_major<F, A: Data<Elem = F>>(x: &ArrayBase<A, Ix2>) -> bool {
+    x.strides()[0] == 1
+}
+
+/// Computes `x*params + intercept` as a matrix-vector product.
+///
+/// Written as `x.dot(&params_as_one_column)`, this is a matrix-matrix product, and
+/// `matrixmultiply` then copies ("packs") the whole of `x` on every call, i.e. twice per
+/// evaluation of the objective and its gradient. ndarray's matrix-vector product reads
+/// row-major `x` once (one contiguous dot product per row); the rows of column-major `x` are
+/// strided, so there `x*params` is summed column by column instead, in blocks of rows.
+fn linear_predictor<F: Float, A: Data<Elem = F>>(
+    x: &ArrayBase<A, Ix2>,
+    params: &ArrayView1<F>,
+    intercept: F,
+) -> Array1<F> {
+    let mut out = Array1::from_elem(x.nrows(), intercept);
+    if is_column_major(x) {
+        for (x_block, mut out_block) in x
+            .axis_chunks_iter(Axis(0), ROW_BLOCK)
+            .zip(out.axis_chunks_iter_mut(Axis(0), ROW_BLOCK))
+        {
+            for (column, &p) in x_block.columns().into_iter().zip(params) {
+                out_block.scaled_add(p, &column);
+            }
+        }
+    } else {
+        general_mat_vec_mul(F::one(), x, params, F::one(), &mut out);
+    }
+    out
+}
+
+/// Computes `x^T r`, reading `x` once in its own memory order.
+///
+/// ndarray's `x.t().dot(&r)` takes one dot product per column of `x`: for column-major `x` that
+/// reads `r` again for every column, and for row-major `x` every column is strided. Here each
+/// block of rows is visited once: per column (a dot product with the block of `r`) for
+/// column-major `x`, per row (`out += r_i * x_i`) otherwise.
+fn transposed_product<F: Float, A: Data<Elem = F>>(
+    x: &ArrayBase<A, Ix2>,
+    r: &Array1<F>,
+) -> Array1<F> {
+    let column_major = is_column_major(x);
+    let mut out = Array1::zeros(x.ncols());
+    for (x_block, r_block) in x
+        .axis_chunks_iter(Axis(0), ROW_BLOCK)
+        .zip(r.axis_chunks_iter(Axis(0), ROW_BLOCK))
+    {
+        if column_major {
+            for (o, column) in out.iter_mut().zip(x_block.columns()) {
+                *o += column.dot(&r_block);
+            }
+        } else {
+            for (row, &ri) in x_block.rows().into_iter().zip(&r_block) {
+                out.scaled_add(ri, &row);
+            }
+        }
+    }
+    out
+}
+
 /// Computes the logistic loss assuming the training labels $y \in {-1, 1}$
 ///
 /// Because the logistic function fullfills $\sigma(-z) = 1 - \sigma(z)$
@@ -468,6 +539,9 @@ fn softmax_inplace<F: linfa::Float, A: DataMut<Elem = F>>(v: &mut ArrayBase<A, I
 ///
 /// Thus, the log loss can be written as
 /// $$-\sum_{i=1}^{N} \log(\sigma(y_i z_i)) + \frac{\alpha}{2}\text{params}^T\text{params}$$
+///
+/// The solver evaluates it through [`Evaluation`], which keeps `x*w + b` between calls.
+#[cfg(test)]
 fn logistic_loss<F: Float, A: Data<Elem = F>>(
     x: &ArrayBase<A, Ix2>,
     y: &Array1<F>,
@@ -476,14 +550,28 @@ fn logistic_loss<F: Float, A: Data<Elem = F>>(
 ) -> F {
     let n_features = x.shape()[1];
     let (params, intercept) = convert_params(n_features, w);
-    let yz = x.dot(&params.into_shape_with_order((params.len(), 1)).unwrap()) + intercept;
-    let len = yz.len();
-    let mut yz = yz.into_shape_with_order(len).unwrap() * y;
+    let linear = linear_predictor(x, &params, intercept[()]);
+    logistic_loss_at(y, alpha, w, n_features, &linear)
+}
+
+/// [`logistic_loss`] given `linear = x*params + intercept`.
+fn logistic_loss_at<F: Float>(
+    y: &Array1<F>,
+    alpha: F,
+    w: &Array1<F>,
+    n_features: usize,
+    linear: &Array1<F>,
+) -> F {
+    let (params, _) = convert_params(n_features, w);
+    let mut yz = linear * y;
     yz.mapv_inplace(log_logistic);
     -yz.sum() + F::cast(0.5) * alpha * params.dot(&params)
 }
 
 /// Computes the gradient of the logistic loss function
+///
+/// The solver evaluates it through [`Evaluation`], which keeps `x*w + b` between calls.
+#[cfg(test)]
 fn logistic_grad<F: Float, A: Data<Elem = F>>(
     x: &ArrayBase<A, Ix2>,
     y: &Array1<F>,
@@ -492,20 +580,32 @@ fn logistic_grad<F: Float, A: Data<Elem = F>>(
 ) -> Array1<F> {
     let n_features = x.shape()[1];
     let (params, intercept) = convert_params(n_features, w);
-    let yz = x.dot(&params.into_shape_with_order((params.len(), 1)).unwrap()) + intercept;
-    let len = yz.len();
-    let mut yz = yz.into_shape_with_order(len).unwrap() * y;
+    let linear = linear_predictor(x, &params, intercept[()]);
+    logistic_grad_at(x, y, alpha, w, &linear)
+}
+
+/// [`logistic_grad`] given `linear = x*params + intercept`.
+fn logistic_grad_at<F: Float, A: Data<Elem = F>>(
+    x: &ArrayBase<A, Ix2>,
+    y: &Array1<F>,
+    alpha: F,
+    w: &Array1<F>,
+    linear: &Array1<F>,
+) -> Array1<F> {
+    let n_features = x.shape()[1];
+    let (params, _) = convert_params(n_features, w);
+    let mut yz = linear * y;
     yz.mapv_inplace(logistic);
     yz -= F::one();
     yz *= y;
     if w.len() == n_features + 1 {
         let mut grad = Array::zeros(w.len());
         grad.slice_mut(s![..n_features])
-            .assign(&(x.t().dot(&yz) + (&params * alpha)));
+            .assign(&(transposed_product(x, &yz) + (&params * alpha)));
         grad[n_features] = yz.sum();
         grad
     } else {
-        x.t().dot(&yz) + (&params * alpha)
+        transposed_product(x, &yz) + (&params * alpha)
     }
 }
 
@@ -775,6 +875,36 @@ struct LogisticRegressionProblem<'a, F: Float, A: Data<Elem = F>, D: Dimension> 
     x: &'a ArrayBase<A, Ix2>,
     target: Array<F, D>,
     alpha: F,
+    /// The last evaluation of the two-class objective (unused by the multinomial one).
+    last: RefCell<Option<Evaluation<F>>>,
+}
+
+/// The two-class objective at one parameter vector: argmin's L-BFGS evaluates the cost and then
+/// the gradient at the same parameters in its line search, and the gradient once more at the
+/// point the line search returns. Kept, `x*w + b` is computed once per point and the repeated
+/// gradient not at all, so an iteration reads `x` twice (`x*w`, `x^T r`) instead of five times.
+struct Evaluation<F> {
+    w: Array1<F>,
+    /// `x*params + intercept` at `w`.
+    linear: Array1<F>,
+    /// The gradient at `w`, once computed.
+    gradient: Option<Array1<F>>,
+}
+
+impl<F: Float, A: Data<Elem = F>> LogisticRegressionProblem1<'_, F, A> {
+    /// The evaluation at `w`: the last one if it was at `w`, else a new one.
+    fn evaluation_at(&self, w: &Array1<F>) -> RefMut<'_, Evaluation<F>> {
+        let mut last = self.last.borrow_mut();
+        if last.as_ref().map_or(true, |e| e.w != w) {
+            let (params, intercept) = convert_params(self.x.ncols(), w);
+            *last = Some(Evaluation {
+                w: w.clone(),
+                linear: linear_predictor(self.x, &params, intercept[()]),
+                gradient: None,
+            });
+        }
+        RefMut::map(last, |e| e.as_mut().unwrap())
+    }
 }
 
 type LogisticRegressionProblem1<'a, F, A> = LogisticRegressionProblem<'a, F, A, Ix1>;
@@ -787,7 +917,14 @@ impl<F: Float, A: Data<Elem = F>> CostFunction for LogisticRegressionProblem1<'_
     /// Apply the cost function to a parameter `p`
     fn cost(&self, p: &Self::Param) -> std::result::Result<Self::Output, argmin::core::Error> {
         let w = p.as_array();
-        let cost = logistic_loss(self.x, &self.target, self.alpha, w);
+        let evaluation = self.evaluation_at(w);
+        let cost = logistic_loss_at(
+            &self.target,
+            self.alpha,
+            w,
+            self.x.ncols(),
+            &evaluation.linear,
+        );
         Ok(cost)
     }
 }
@@ -799,8 +936,12 @@ impl<F: Float, A: Data<Elem = F>> Gradient for LogisticRegressionProblem1<'_, F,
     /// Compute the gradient at parameter `p`.
     fn gradient(&self, p: &Self::Param) -> std::result::Result<Self::Param, argmin::core::Error> {
         let w = p.as_array();
-        let grad = ArgminParam(logistic_grad(self.x, &self.target, self.alpha, w));
-        Ok(grad)
+        let mut evaluation = self.evaluation_at(w);
+        if evaluation.gradient.is_none() {
+            let grad = logistic_grad_at(self.x, &self.target, self.alpha, w, &evaluation.linear);
+            evaluation.gradient = Some(grad);
+        }
+        Ok(ArgminParam(evaluation.gradient.clone().unwrap()))
     }
 }
 
@@ -978,6 +1119,103 @@ mod test {
         {
             let actual = logistic_grad(&x, &y, alpha, w);
             assert!(actual.abs_diff_eq(exp, 1e-8));
+        }
+    }
+
+    /// The loss and gradient by plain loops over rows and columns, to check the blocked
+    /// matrix-vector products against.
+    fn brute_force_loss_grad(
+        x: &Array2<f64>,
+        y: &Array1<f64>,
+        alpha: f64,
+        w: &Array1<f64>,
+    ) -> (f64, Array1<f64>) {
+        let (n, d) = x.dim();
+        let intercept = if w.len() > d { w[d] } else { 0.0 };
+        let mut loss = 0.0;
+        let mut grad = Array1::zeros(w.len());
+        for i in 0..n {
+            let mut z = intercept;
+            for j in 0..d {
+                z += x[(i, j)] * w[j];
+            }
+            loss -= log_logistic(y[i] * z);
+            let r = (logistic(y[i] * z) - 1.0) * y[i];
+            for j in 0..d {
+                grad[j] += x[(i, j)] * r;
+            }
+            if w.len() > d {
+                grad[d] += r;
+            }
+        }
+        for j in 0..d {
+            loss += 0.5 * alpha * w[j] * w[j];
+            grad[j] += alpha * w[j];
+        }
+        (loss, grad)
+    }
+
+    /// The loss and gradient agree with plain loops for every memory layout of `x`: row-major,
+    /// column-major, and row slices of either (columns contiguous but not adjacent, or rows
+    /// strided), over several blocks of rows and a partial last block.
+    #[test]
+    fn loss_and_grad_match_brute_force_in_every_layout() {
+        use ndarray::ShapeBuilder;
+        let (n, d) = (2 * ROW_BLOCK + 123, 5);
+        let value = |i: usize, j: usize| ((i * 7 + j * 13) % 17) as f64 / 8.0 - 1.0;
+        let c_order = Array2::from_shape_fn((n, d), |(i, j)| value(i, j));
+        let f_order = Array2::from_shape_fn((n, d).f(), |(i, j)| value(i, j));
+        let y = Array1::from_shape_fn(n, |i| if (i * 31) % 7 < 3 { 1.0 } else { -1.0 });
+        let w_with_intercept = array![0.3, -0.2, 0.1, 0.05, -0.4, 0.25];
+        let w_without = w_with_intercept.slice(s![..d]).to_owned();
+        // Row slices of taller matrices: the columns of `f_tall` are contiguous but not
+        // adjacent; the rows of `c_tall` are contiguous and every other one is skipped.
+        let f_tall = Array2::from_shape_fn((n + 50, d).f(), |(i, j)| value(i, j));
+        let c_tall = Array2::from_shape_fn((2 * n, d), |(i, j)| value(i / 2, j));
+        let layouts = [
+            ("row-major", c_order.view()),
+            ("column-major", f_order.view()),
+            ("column-major row slice", f_tall.slice(s![..n, ..])),
+            ("strided rows", c_tall.slice(s![..;2, ..])),
+        ];
+        for (name, x) in layouts {
+            assert_eq!(x, c_order.view(), "{}", name);
+            for w in [&w_with_intercept, &w_without] {
+                for &alpha in &[0.0, 1.5] {
+                    let (loss, grad) = brute_force_loss_grad(&c_order, &y, alpha, w);
+                    let patched_loss = logistic_loss(&x, &y, alpha, w);
+                    let patched_grad = logistic_grad(&x, &y, alpha, w);
+                    assert_relative_eq!(patched_loss, loss, max_relative = 1e-12);
+                    for (g, b) in patched_grad.iter().zip(&grad) {
+                        assert_relative_eq!(*g, *b, max_relative = 1e-12, epsilon = 1e-12);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The solver's cost and gradient, which keep the last evaluation, give what a fresh
+    /// evaluation gives, whatever the order of the parameters they are called with.
+    #[test]
+    fn kept_evaluations_match_fresh_ones() {
+        let x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * 5 + j * 11) % 13) as f64 - 6.0);
+        let y = Array1::from_shape_fn(300, |i| if i % 3 == 0 { 1.0 } else { -1.0 });
+        let problem = LogisticRegressionProblem1 {
+            x: &x,
+            target: y.clone(),
+            alpha: 0.5,
+            last: RefCell::new(None),
+        };
+        let w1 = array![0.1, -0.2, 0.3, 0.05];
+        let w2 = array![-0.3, 0.2, 0.0, -0.1];
+        for w in [&w1, &w1, &w2, &w1, &w2, &w2] {
+            let p = ArgminParam(w.clone());
+            // Gradient before cost, cost before gradient, and each twice.
+            for _ in 0..2 {
+                let grad = problem.gradient(&p).unwrap();
+                assert_eq!(grad.0, logistic_grad(&x, &y, 0.5, w));
+                assert_eq!(problem.cost(&p).unwrap(), logistic_loss(&x, &y, 0.5, w));
+            }
         }
     }
 
