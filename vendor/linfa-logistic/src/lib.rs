@@ -540,7 +540,7 @@ fn transposed_product<F: Float, A: Data<Elem = F>>(
 /// Thus, the log loss can be written as
 /// $$-\sum_{i=1}^{N} \log(\sigma(y_i z_i)) + \frac{\alpha}{2}\text{params}^T\text{params}$$
 ///
-/// The solver evaluates it through [`Evaluation`], which keeps `x*w + b` between calls.
+/// The solver evaluates it through [`Evaluation`], which keeps what it needs for the gradient.
 #[cfg(test)]
 fn logistic_loss<F: Float, A: Data<Elem = F>>(
     x: &ArrayBase<A, Ix2>,
@@ -548,29 +548,12 @@ fn logistic_loss<F: Float, A: Data<Elem = F>>(
     alpha: F,
     w: &Array1<F>,
 ) -> F {
-    let n_features = x.shape()[1];
-    let (params, intercept) = convert_params(n_features, w);
-    let linear = linear_predictor(x, &params, intercept[()]);
-    logistic_loss_at(y, alpha, w, n_features, &linear)
-}
-
-/// [`logistic_loss`] given `linear = x*params + intercept`.
-fn logistic_loss_at<F: Float>(
-    y: &Array1<F>,
-    alpha: F,
-    w: &Array1<F>,
-    n_features: usize,
-    linear: &Array1<F>,
-) -> F {
-    let (params, _) = convert_params(n_features, w);
-    let mut yz = linear * y;
-    yz.mapv_inplace(log_logistic);
-    -yz.sum() + F::cast(0.5) * alpha * params.dot(&params)
+    Evaluation::new(x, y, w).cost(alpha)
 }
 
 /// Computes the gradient of the logistic loss function
 ///
-/// The solver evaluates it through [`Evaluation`], which keeps `x*w + b` between calls.
+/// The solver evaluates it through [`Evaluation`].
 #[cfg(test)]
 fn logistic_grad<F: Float, A: Data<Elem = F>>(
     x: &ArrayBase<A, Ix2>,
@@ -578,34 +561,64 @@ fn logistic_grad<F: Float, A: Data<Elem = F>>(
     alpha: F,
     w: &Array1<F>,
 ) -> Array1<F> {
-    let n_features = x.shape()[1];
-    let (params, intercept) = convert_params(n_features, w);
-    let linear = linear_predictor(x, &params, intercept[()]);
-    logistic_grad_at(x, y, alpha, w, &linear)
+    Evaluation::new(x, y, w).gradient(x, alpha).clone()
 }
 
-/// [`logistic_grad`] given `linear = x*params + intercept`.
-fn logistic_grad_at<F: Float, A: Data<Elem = F>>(
-    x: &ArrayBase<A, Ix2>,
-    y: &Array1<F>,
-    alpha: F,
-    w: &Array1<F>,
-    linear: &Array1<F>,
-) -> Array1<F> {
-    let n_features = x.shape()[1];
-    let (params, _) = convert_params(n_features, w);
-    let mut yz = linear * y;
-    yz.mapv_inplace(logistic);
-    yz -= F::one();
-    yz *= y;
-    if w.len() == n_features + 1 {
-        let mut grad = Array::zeros(w.len());
-        grad.slice_mut(s![..n_features])
-            .assign(&(transposed_product(x, &yz) + (&params * alpha)));
-        grad[n_features] = yz.sum();
-        grad
-    } else {
-        transposed_product(x, &yz) + (&params * alpha)
+/// The two-class objective ([`logistic_loss`]) at one parameter vector `w`.
+///
+/// argmin's L-BFGS evaluates the cost and then the gradient at the same parameters in its line
+/// search, and the gradient once more at the point the line search returns. Kept between those
+/// calls, an evaluation computes `x*w + b` once per point, the loss and the residuals whose
+/// product with `x^T` is the gradient in one pass over the samples, and the repeated gradient
+/// not at all: an iteration reads `x` twice (`x*w`, `x^T r`) instead of five times.
+struct Evaluation<F> {
+    w: Array1<F>,
+    n_features: usize,
+    /// $-\sum_i \log(\sigma(y_i z_i))$: the loss without the penalty.
+    log_loss: F,
+    /// $(\sigma(y_i z_i) - 1) y_i$: the loss's derivative by $z_i$.
+    residuals: Array1<F>,
+    /// The gradient, once asked for.
+    gradient: Option<Array1<F>>,
+}
+
+impl<F: Float> Evaluation<F> {
+    fn new<A: Data<Elem = F>>(x: &ArrayBase<A, Ix2>, y: &Array1<F>, w: &Array1<F>) -> Self {
+        let n_features = x.ncols();
+        let (params, intercept) = convert_params(n_features, w);
+        let linear = linear_predictor(x, &params, intercept[()]);
+        let mut log_loss = F::zero();
+        let residuals = Zip::from(&linear).and(y).map_collect(|&z, &y| {
+            let yz = y * z;
+            log_loss -= log_logistic(yz);
+            (logistic(yz) - F::one()) * y
+        });
+        Evaluation {
+            w: w.clone(),
+            n_features,
+            log_loss,
+            residuals,
+            gradient: None,
+        }
+    }
+
+    fn cost(&self, alpha: F) -> F {
+        let (params, _) = convert_params(self.n_features, &self.w);
+        self.log_loss + F::cast(0.5) * alpha * params.dot(&params)
+    }
+
+    fn gradient<A: Data<Elem = F>>(&mut self, x: &ArrayBase<A, Ix2>, alpha: F) -> &Array1<F> {
+        let (w, n_features, residuals) = (&self.w, self.n_features, &self.residuals);
+        self.gradient.get_or_insert_with(|| {
+            let (params, _) = convert_params(n_features, w);
+            let mut grad = Array::zeros(w.len());
+            grad.slice_mut(s![..n_features])
+                .assign(&(transposed_product(x, residuals) + (&params * alpha)));
+            if w.len() == n_features + 1 {
+                grad[n_features] = residuals.sum();
+            }
+            grad
+        })
     }
 }
 
@@ -879,29 +892,12 @@ struct LogisticRegressionProblem<'a, F: Float, A: Data<Elem = F>, D: Dimension> 
     last: RefCell<Option<Evaluation<F>>>,
 }
 
-/// The two-class objective at one parameter vector: argmin's L-BFGS evaluates the cost and then
-/// the gradient at the same parameters in its line search, and the gradient once more at the
-/// point the line search returns. Kept, `x*w + b` is computed once per point and the repeated
-/// gradient not at all, so an iteration reads `x` twice (`x*w`, `x^T r`) instead of five times.
-struct Evaluation<F> {
-    w: Array1<F>,
-    /// `x*params + intercept` at `w`.
-    linear: Array1<F>,
-    /// The gradient at `w`, once computed.
-    gradient: Option<Array1<F>>,
-}
-
 impl<F: Float, A: Data<Elem = F>> LogisticRegressionProblem1<'_, F, A> {
     /// The evaluation at `w`: the last one if it was at `w`, else a new one.
     fn evaluation_at(&self, w: &Array1<F>) -> RefMut<'_, Evaluation<F>> {
         let mut last = self.last.borrow_mut();
         if last.as_ref().map_or(true, |e| e.w != w) {
-            let (params, intercept) = convert_params(self.x.ncols(), w);
-            *last = Some(Evaluation {
-                w: w.clone(),
-                linear: linear_predictor(self.x, &params, intercept[()]),
-                gradient: None,
-            });
+            *last = Some(Evaluation::new(self.x, &self.target, w));
         }
         RefMut::map(last, |e| e.as_mut().unwrap())
     }
@@ -917,15 +913,7 @@ impl<F: Float, A: Data<Elem = F>> CostFunction for LogisticRegressionProblem1<'_
     /// Apply the cost function to a parameter `p`
     fn cost(&self, p: &Self::Param) -> std::result::Result<Self::Output, argmin::core::Error> {
         let w = p.as_array();
-        let evaluation = self.evaluation_at(w);
-        let cost = logistic_loss_at(
-            &self.target,
-            self.alpha,
-            w,
-            self.x.ncols(),
-            &evaluation.linear,
-        );
-        Ok(cost)
+        Ok(self.evaluation_at(w).cost(self.alpha))
     }
 }
 
@@ -936,12 +924,8 @@ impl<F: Float, A: Data<Elem = F>> Gradient for LogisticRegressionProblem1<'_, F,
     /// Compute the gradient at parameter `p`.
     fn gradient(&self, p: &Self::Param) -> std::result::Result<Self::Param, argmin::core::Error> {
         let w = p.as_array();
-        let mut evaluation = self.evaluation_at(w);
-        if evaluation.gradient.is_none() {
-            let grad = logistic_grad_at(self.x, &self.target, self.alpha, w, &evaluation.linear);
-            evaluation.gradient = Some(grad);
-        }
-        Ok(ArgminParam(evaluation.gradient.clone().unwrap()))
+        let grad = self.evaluation_at(w).gradient(self.x, self.alpha).clone();
+        Ok(ArgminParam(grad))
     }
 }
 
