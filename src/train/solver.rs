@@ -200,10 +200,10 @@ mod tests {
                 let z: f64 = row.iter().zip(&beta).map(|(a, b)| a * b).sum();
                 let p = sigmoid(z);
                 let t = f64::from(u8::from(won[i] == positive));
-                for a in 0..=d {
-                    grad[a] += (p - t) * row[a];
-                    for b in 0..=d {
-                        hess[a][b] += p * (1.0 - p) * row[a] * row[b];
+                for ((g, h), &ra) in grad.iter_mut().zip(&mut hess).zip(&row) {
+                    *g += (p - t) * ra;
+                    for (h, &rb) in h.iter_mut().zip(&row) {
+                        *h += p * (1.0 - p) * ra * rb;
                     }
                 }
             }
@@ -213,10 +213,11 @@ mod tests {
             }
             // Solve hess · step = grad by Gaussian elimination (small, well-conditioned).
             for c in 0..=d {
+                let pivot = hess[c].clone();
                 for r in c + 1..=d {
-                    let f = hess[r][c] / hess[c][c];
-                    for k in c..=d {
-                        hess[r][k] -= f * hess[c][k];
+                    let f = hess[r][c] / pivot[c];
+                    for (h, p) in hess[r].iter_mut().zip(&pivot).skip(c) {
+                        *h -= f * p;
                     }
                     grad[r] -= f * grad[c];
                 }
