@@ -582,14 +582,17 @@ fn linear_predictor<F: Float, A: Data<Elem = F>>(
         let out_block = out_block.as_slice_mut().unwrap();
         for (j, next) in next_entry.iter_mut().enumerate() {
             if let Some(column) = sparse.get(j) {
-                let entries = column.rows[*next..].partition_point(|&i| (i as usize) < end);
-                let rows = &column.rows[*next..*next + entries];
-                let values = &column.values[*next..*next + entries];
+                // A scan, not a binary search: the entries are read in order anyway, and each
+                // probe of a search would miss the cache.
                 let p = params[j];
+                let (rows, values) = (&column.rows[*next..], &column.values[*next..]);
                 for (&i, &v) in rows.iter().zip(values) {
+                    if i as usize >= end {
+                        break;
+                    }
                     out_block[i as usize - start] += p * v;
+                    *next += 1;
                 }
-                *next += entries;
             }
         }
     }
