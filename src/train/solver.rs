@@ -32,7 +32,7 @@ pub(super) struct Fit {
 
 impl Fit {
     pub fn probabilities(&self, x: ArrayView2<'_, f64>) -> Array1<f64> {
-        (x.dot(&self.weights) + self.intercept).mapv(sigmoid)
+        linear(x, self.weights.view(), self.intercept).mapv(sigmoid)
     }
 
     /// A warning for the summary when the fit stopped short of the tolerance.
@@ -104,6 +104,16 @@ impl Solver {
     }
 }
 
+/// `x·w + b`, added up column by column: the training matrix is column-major, and ndarray's
+/// `x.dot(&w)` takes one dot product per row, which is strided there.
+fn linear(x: ArrayView2<'_, f64>, weights: ArrayView1<'_, f64>, intercept: f64) -> Array1<f64> {
+    let mut z = Array1::from_elem(x.nrows(), intercept);
+    for (column, &w) in x.columns().into_iter().zip(weights) {
+        z.scaled_add(w, &column);
+    }
+    z
+}
+
 /// Norm of the gradient of Σ log-loss + α/2 ‖w‖² (the objective linfa-logistic minimises).
 fn gradient_norm(
     x: ArrayView2<'_, f64>,
@@ -112,7 +122,7 @@ fn gradient_norm(
     weights: ArrayView1<'_, f64>,
     intercept: f64,
 ) -> f64 {
-    let mut residual = x.dot(&weights) + intercept;
+    let mut residual = linear(x, weights, intercept);
     for (r, &w) in residual.iter_mut().zip(won) {
         *r = sigmoid(*r) - w as u8 as f64;
     }
@@ -135,5 +145,100 @@ mod tests {
         assert!(g < 1e-12);
         let g = gradient_norm(x.view(), &won, 1.0, Array1::zeros(1).view(), 1.0);
         assert!(g > 0.1);
+    }
+
+    /// A column-major matrix with dense columns and a mostly-zero one, like the encoder's.
+    fn column_major_sample(n: usize) -> (Array2<f64>, Vec<bool>) {
+        use ndarray::ShapeBuilder;
+        let x = Array2::from_shape_fn((n, 3).f(), |(i, j)| match j {
+            0 => ((i * 37) % 101) as f64 / 50.0 - 1.0,
+            1 => ((i * 53) % 89) as f64 / 30.0 - 1.5,
+            _ => f64::from(i % 7 == 0),
+        });
+        let won = (0..n)
+            .map(|i| (i * 7919) % 13 < 4 + (i % 7 == 0) as usize * 5)
+            .collect();
+        (x, won)
+    }
+
+    #[test]
+    fn linear_adds_up_columns_like_a_matrix_product() {
+        let (x, _) = column_major_sample(50);
+        let w = ndarray::array![0.5, -1.25, 2.0];
+        let expected = x.dot(&w) + 0.75;
+        let got = linear(x.view(), w.view(), 0.75);
+        for (a, b) in got.iter().zip(&expected) {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    /// The vendored linfa-logistic (vendor/linfa-logistic/PATCH.md) reaches the optimum found
+    /// independently here by Newton's method with plain loops (to 1e-7: L-BFGS stops when the
+    /// summed loss no longer changes in double precision).
+    #[test]
+    fn the_patched_fit_reaches_the_newton_optimum() {
+        let (x, won) = column_major_sample(3000);
+        let alpha = 2.0;
+        let fitted = LogisticRegression::default()
+            .alpha(alpha)
+            .max_iterations(1000)
+            .gradient_tolerance(1e-10)
+            .fit(&DatasetBase::new(
+                x.view(),
+                Array1::from_iter(won.iter().copied()),
+            ))
+            .unwrap();
+        // Newton's method on Σ log(1 + exp(-s z)) + α/2 ‖w‖², s = ±1, for linfa's positive class.
+        let positive = fitted.labels().pos.class;
+        let (n, d) = x.dim();
+        let mut beta = vec![0.0; d + 1]; // weights, then the intercept (not penalised)
+        for _ in 0..30 {
+            let mut grad = vec![0.0; d + 1];
+            let mut hess = vec![vec![0.0; d + 1]; d + 1];
+            for i in 0..n {
+                let row: Vec<f64> = (0..d).map(|j| x[(i, j)]).chain([1.0]).collect();
+                let z: f64 = row.iter().zip(&beta).map(|(a, b)| a * b).sum();
+                let p = sigmoid(z);
+                let t = f64::from(u8::from(won[i] == positive));
+                for ((g, h), &ra) in grad.iter_mut().zip(&mut hess).zip(&row) {
+                    *g += (p - t) * ra;
+                    for (h, &rb) in h.iter_mut().zip(&row) {
+                        *h += p * (1.0 - p) * ra * rb;
+                    }
+                }
+            }
+            for a in 0..d {
+                grad[a] += alpha * beta[a];
+                hess[a][a] += alpha;
+            }
+            // Solve hess · step = grad by Gaussian elimination (small, well-conditioned).
+            for c in 0..=d {
+                let pivot = hess[c].clone();
+                for r in c + 1..=d {
+                    let f = hess[r][c] / pivot[c];
+                    for (h, p) in hess[r].iter_mut().zip(&pivot).skip(c) {
+                        *h -= f * p;
+                    }
+                    grad[r] -= f * grad[c];
+                }
+            }
+            for c in (0..=d).rev() {
+                let s =
+                    (grad[c] - (c + 1..=d).map(|k| hess[c][k] * grad[k]).sum::<f64>()) / hess[c][c];
+                grad[c] = s;
+            }
+            for (b, s) in beta.iter_mut().zip(&grad) {
+                *b -= s;
+            }
+        }
+        let got: Vec<f64> = fitted
+            .params()
+            .iter()
+            .copied()
+            .chain([fitted.intercept()])
+            .collect();
+        for (g, b) in got.iter().zip(&beta) {
+            assert!((g - b).abs() <= 1e-7, "{got:?} vs {beta:?}");
+        }
     }
 }
