@@ -129,6 +129,9 @@ pub enum TrainError {
     },
     #[error("the solver failed: {0}")]
     Solver(String),
+    /// Only a library caller can pass these: the command line always has its four.
+    #[error("L2 strengths to try (alphas): {0}")]
+    BadAlphas(&'static str),
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }

@@ -29,6 +29,12 @@ pub(super) fn choose_alpha(
     alphas: &[f64],
     progress: Progress<'_>,
 ) -> Result<AlphaChoice, TrainError> {
+    if alphas.is_empty() {
+        return Err(TrainError::BadAlphas("none given"));
+    }
+    if !alphas.iter().all(|a| a.is_finite() && *a >= 0.0) {
+        return Err(TrainError::BadAlphas("each must be a finite number ≥ 0"));
+    }
     let sample = x.nrows().min(MAX_ROWS);
     let n_fit = sample * 4 / 5;
     let (fit_x, val_x) = (x.slice(s![..n_fit, ..]), x.slice(s![n_fit..sample, ..]));
@@ -46,10 +52,42 @@ pub(super) fn choose_alpha(
         }
         warm = Some(fit);
     }
-    let (alpha, _, fit) = best.expect("at least one alpha candidate");
+    let (alpha, _, fit) = best.ok_or(TrainError::BadAlphas("none given"))?;
     Ok(AlphaChoice {
         alpha,
         candidates,
         fit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// A library caller's empty or unusable list is an error, not a panic.
+    #[test]
+    fn no_usable_alpha_is_refused() {
+        let x = Array2::from_shape_fn((50, 2), |(i, j)| ((i * 7 + j * 3) % 11) as f64);
+        let y: Vec<bool> = (0..50).map(|i| i % 3 == 0).collect();
+        let solver = Solver {
+            max_iterations: 100,
+        };
+        for (alphas, why) in [
+            (&[][..], "none given"),
+            (&[1.0, f64::NAN][..], "each must be a finite number ≥ 0"),
+            (&[-1.0][..], "each must be a finite number ≥ 0"),
+        ] {
+            let mut progress = |_: &str| {};
+            match choose_alpha(&solver, x.view(), &y, alphas, &mut progress) {
+                Err(TrainError::BadAlphas(message)) => assert_eq!(message, why),
+                other => panic!("{alphas:?}: {:?}", other.map(|c| c.alpha)),
+            }
+        }
+        let mut progress = |_: &str| {};
+        let chosen = choose_alpha(&solver, x.view(), &y, &[10.0], &mut progress)
+            .map(|c| c.alpha)
+            .ok();
+        assert_eq!(chosen, Some(10.0));
+    }
 }
