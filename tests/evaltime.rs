@@ -5,7 +5,7 @@
 //! whose matured and maturing counts are computed independently here.
 
 use crate::common::{leadscore, stderr, write};
-use crate::horizon::{day, hand_model};
+use crate::horizon::{day, hand_model, split_at_creation};
 use crate::server::{fixture, registry};
 use chrono::Days;
 use leadscore::metrics::{Z_95, wilson_interval};
@@ -70,17 +70,48 @@ const OUTCOMES: &str = "lead_id,outcome,closed\n\
     P10,won,2025-02-15\n\
     P11,won,\n";
 
-/// A registry with the 30-day model of the horizon tests in service, and the two files.
-fn realized_inputs(dir: &Path) -> (tempfile::TempDir, String, String) {
-    let model = hand_model(dir, "test-horizon");
-    let models = registry(&[&model], Some("test-horizon"));
-    let log = write(dir, "predictions.csv", LOG);
-    let outcomes = write(dir, "outcomes.csv", OUTCOMES);
-    (
-        models,
-        log.to_str().unwrap().to_string(),
-        outcomes.to_str().unwrap().to_string(),
-    )
+/// The 30-day model of the horizon tests in service, with the prediction log and outcomes.
+struct Realized {
+    models: tempfile::TempDir,
+    log: String,
+    outcomes: String,
+}
+
+impl Realized {
+    fn new(dir: &Path) -> Realized {
+        let model = hand_model(dir, "test-horizon");
+        let path = |name: &str, text: &str| write(dir, name, text).to_str().unwrap().to_string();
+        Realized {
+            models: registry(&[&model], Some("test-horizon")),
+            log: path("predictions.csv", LOG),
+            outcomes: path("outcomes.csv", OUTCOMES),
+        }
+    }
+
+    /// `evaluate` in realized mode with `outcomes` (default: the hand-made ones) and `extra`.
+    fn args<'a>(&'a self, outcomes: Option<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "evaluate",
+            "--predictions",
+            &self.log,
+            "--outcomes",
+            outcomes.unwrap_or(&self.outcomes),
+            "--models",
+            self.models.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    fn json(&self, outcomes: Option<&str>, extra: &[&str]) -> Value {
+        evaluate_json(&self.args(outcomes, extra)[1..])
+    }
+
+    fn terminal(&self) -> String {
+        let out = leadscore(&self.args(None, &[]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 /// `[maturing, won_within, won_after, lost, open_past, won_without_closed_date]`.
@@ -102,17 +133,9 @@ fn window_counts(report: &Value) -> Vec<u64> {
 #[test]
 fn realized_evaluation_counts_maturing_predictions_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let (models, log, outcomes) = realized_inputs(dir.path());
-    let m = models.path().to_str().unwrap();
+    let realized = Realized::new(dir.path());
     // The as-of date defaults to the latest date in the outcomes file: 2025-03-31 (P7).
-    let report = evaluate_json(&[
-        "--predictions",
-        &log,
-        "--outcomes",
-        &outcomes,
-        "--models",
-        m,
-    ]);
+    let report = realized.json(None, &[]);
     let c = &report["coverage"];
     assert_eq!(c["window"]["as_of"], "2025-03-31");
     assert_eq!(c["window"]["closed_column"], "closed", "the model's");
@@ -137,30 +160,12 @@ fn realized_evaluation_counts_maturing_predictions_exactly() {
     );
 
     // An earlier as-of date: windows ending after 2025-03-15 are maturing too (P4, P7).
-    let report = evaluate_json(&[
-        "--predictions",
-        &log,
-        "--outcomes",
-        &outcomes,
-        "--models",
-        m,
-        "--as-of",
-        "2025-03-15",
-    ]);
+    let report = realized.json(None, &["--as-of", "2025-03-15"]);
     assert_eq!(report["coverage"]["evaluated"], 5);
     assert_eq!(window_counts(&report), [5, 3, 1, 1, 0, 1]);
 
     // The terminal report says it in words; the old caveat is gone.
-    let out = leadscore(&[
-        "evaluate",
-        "--predictions",
-        &log,
-        "--outcomes",
-        &outcomes,
-        "--models",
-        m,
-    ]);
-    let terminal = String::from_utf8_lossy(&out.stdout);
+    let terminal = realized.terminal();
     assert!(
         terminal.contains(
             "judged within 30 days as of 2025-03-31 (closed dates: \"closed\"): 7 matured and \
@@ -174,24 +179,31 @@ fn realized_evaluation_counts_maturing_predictions_exactly() {
         "{terminal}"
     );
     assert!(!terminal.contains("outcomes as given"), "{terminal}");
+
+    // Outcomes without the closed dates cannot be judged within the horizon.
+    let undated = write(
+        dir.path(),
+        "undated.csv",
+        &OUTCOMES.replace("lead_id,outcome,closed", "lead_id,outcome,decided"),
+    );
+    let undated = undated.to_str().unwrap();
+    let out = leadscore(&realized.args(Some(undated), &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("there is no column \"closed\"; name it with --closed-at COL"),
+        "{}",
+        stderr(&out)
+    );
+    let report = realized.json(Some(undated), &["--closed-at", "decided"]);
+    assert_eq!(report["coverage"]["evaluated"], 7);
 }
 
 #[test]
 fn the_cohort_table_counts_each_month_by_hand() {
     let dir = tempfile::tempdir().unwrap();
-    let (models, log, outcomes) = realized_inputs(dir.path());
-    let m = models.path().to_str().unwrap();
+    let realized = Realized::new(dir.path());
     let html = dir.path().join("report.html");
-    let report = evaluate_json(&[
-        "--predictions",
-        &log,
-        "--outcomes",
-        &outcomes,
-        "--models",
-        m,
-        "--html",
-        html.to_str().unwrap(),
-    ]);
+    let report = realized.json(None, &["--html", html.to_str().unwrap()]);
     // Per month of the prediction used (see LOG):
     // January: P1 (0.40, won within), P2 (0.20, won after).
     // February: P3 (0.10), P4 (0.30), P8 (0.45, won), P10 (0.55, won).
@@ -231,16 +243,7 @@ fn the_cohort_table_counts_each_month_by_hand() {
     assert!(html.contains("<td>2025-03</td><td>4</td><td>1</td><td>3</td><td>1</td>"));
 
     // The terminal table has the same figures.
-    let out = leadscore(&[
-        "evaluate",
-        "--predictions",
-        &log,
-        "--outcomes",
-        &outcomes,
-        "--models",
-        m,
-    ]);
-    let terminal = String::from_utf8_lossy(&out.stdout);
+    let terminal = realized.terminal();
     let line = terminal
         .lines()
         .rev()
@@ -355,12 +358,24 @@ fn funnel_rates_medians_and_90th_percentiles_equal_a_hand_count() {
     let dir = tempfile::tempdir().unwrap();
     let data = write(dir.path(), "funnel.csv", FUNNEL);
     let models = registry(&[&fixture().a], Some("test-a"));
+    let m = models.path().to_str().unwrap();
+    let funnel_of = |data: &Path, stages: &str| {
+        leadscore(&[
+            "evaluate",
+            "--data",
+            data.to_str().unwrap(),
+            "--models",
+            m,
+            "--funnel",
+            stages,
+        ])
+    };
     let html = dir.path().join("funnel.html");
     let report = evaluate_json(&[
         "--data",
         data.to_str().unwrap(),
         "--models",
-        models.path().to_str().unwrap(),
+        m,
         "--funnel",
         "mql_at,sql_at,demo_at,converted",
         "--by",
@@ -422,15 +437,7 @@ fn funnel_rates_medians_and_90th_percentiles_equal_a_hand_count() {
     assert!(html.contains("<h2>Funnel</h2>"));
 
     // The terminal report: the overall table's first step.
-    let out = leadscore(&[
-        "evaluate",
-        "--data",
-        data.to_str().unwrap(),
-        "--models",
-        models.path().to_str().unwrap(),
-        "--funnel",
-        "mql_at,sql_at,demo_at,converted",
-    ]);
+    let out = funnel_of(&data, "mql_at,sql_at,demo_at,converted");
     assert!(out.status.success(), "{}", stderr(&out));
     let terminal = String::from_utf8_lossy(&out.stdout);
     let line = terminal
@@ -442,15 +449,7 @@ fn funnel_rates_medians_and_90th_percentiles_equal_a_hand_count() {
     assert_eq!(cells[cells.len() - 2..], ["4", "20"], "{line}");
 
     // The outcome column can only be the last stage; a stage cell must be a date.
-    let out = leadscore(&[
-        "evaluate",
-        "--data",
-        data.to_str().unwrap(),
-        "--models",
-        models.path().to_str().unwrap(),
-        "--funnel",
-        "converted,mql_at",
-    ]);
+    let out = funnel_of(&data, "converted,mql_at");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("can only be the last stage"),
@@ -462,15 +461,7 @@ fn funnel_rates_medians_and_90th_percentiles_equal_a_hand_count() {
         "bad.csv",
         &FUNNEL.replace("F4,Ads,2025-01-25", "F4,Ads,soon"),
     );
-    let out = leadscore(&[
-        "evaluate",
-        "--data",
-        bad.to_str().unwrap(),
-        "--models",
-        models.path().to_str().unwrap(),
-        "--funnel",
-        "mql_at,sql_at",
-    ]);
+    let out = funnel_of(&bad, "mql_at,sql_at");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("bad.csv, line 5: column \"mql_at\": \"soon\" is not a date"),
@@ -496,8 +487,9 @@ fn a_time_ordered_backtest_on_sample_data_counts_matured_and_maturing_leads() {
         },
     )
     .unwrap();
-    let cut = day("2025-07-01");
-    let mut reader = csv::Reader::from_path(&all).unwrap();
+    let (older_path, newer_path) = split_at_creation(&all, day("2025-07-01"), dir.path());
+    // Each newer lead's (created, closed, outcome), as the file has them.
+    let mut reader = csv::Reader::from_path(&newer_path).unwrap();
     let headers = reader.headers().unwrap().clone();
     let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let (created, closed, outcome) = (
@@ -505,35 +497,14 @@ fn a_time_ordered_backtest_on_sample_data_counts_matured_and_maturing_leads() {
         column("closed_at"),
         column("converted"),
     );
-    let (older_path, newer_path) = (dir.path().join("older.csv"), dir.path().join("newer.csv"));
-    let mut older = csv::Writer::from_path(&older_path).unwrap();
-    let mut newer = csv::Writer::from_path(&newer_path).unwrap();
-    older.write_record(&headers).unwrap();
-    newer.write_record(&headers).unwrap();
-    let mut newer_leads = Vec::new();
-    for record in reader.records() {
-        let record = record.unwrap();
-        if day(&record[created]) >= cut {
-            newer.write_record(&record).unwrap();
-            let closed_on = (!record[closed].is_empty()).then(|| day(&record[closed]));
-            newer_leads.push((
-                day(&record[created]),
-                closed_on,
-                record[outcome].to_string(),
-            ));
-            continue;
-        }
-        let mut cells: Vec<String> = record.iter().map(String::from).collect();
-        if !cells[closed].is_empty() && day(&cells[closed]) >= cut {
-            cells[closed].clear();
-            cells[outcome].clear();
-        }
-        older.write_record(&cells).unwrap();
-    }
-    older.flush().unwrap();
-    newer.flush().unwrap();
-    drop((older, newer));
-
+    let newer_leads: Vec<_> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let closed_on = (!r[closed].is_empty()).then(|| day(&r[closed]));
+            (day(&r[created]), closed_on, r[outcome].to_string())
+        })
+        .collect();
     let mut config = TrainConfig::new(&older_path, "converted");
     config.id = Some("lead_id".into());
     config.date = Some("created_at".into());

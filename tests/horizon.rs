@@ -585,6 +585,41 @@ fn means(pairs: impl Iterator<Item = (String, f64)>) -> HashMap<String, (f64, us
         .collect()
 }
 
+/// Splits a `leadscore sample --closed-dates` export at `cut` into `dir/older.csv` (leads
+/// created before it, with their outcomes as known the day before: later closings blanked) and
+/// `dir/newer.csv` (the others, as exported).
+pub(crate) fn split_at_creation(all: &Path, cut: NaiveDate, dir: &Path) -> (PathBuf, PathBuf) {
+    let mut reader = csv::Reader::from_path(all).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (created, closed, outcome) = (
+        column("created_at"),
+        column("closed_at"),
+        column("converted"),
+    );
+    let (older_path, newer_path) = (dir.join("older.csv"), dir.join("newer.csv"));
+    let mut older = csv::Writer::from_path(&older_path).unwrap();
+    let mut newer = csv::Writer::from_path(&newer_path).unwrap();
+    older.write_record(&headers).unwrap();
+    newer.write_record(&headers).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if day(&record[created]) >= cut {
+            newer.write_record(&record).unwrap();
+            continue;
+        }
+        let mut cells: Vec<String> = record.iter().map(String::from).collect();
+        if !cells[closed].is_empty() && day(&cells[closed]) >= cut {
+            cells[closed].clear();
+            cells[outcome].clear();
+        }
+        older.write_record(&cells).unwrap();
+    }
+    older.flush().unwrap();
+    newer.flush().unwrap();
+    (older_path, newer_path)
+}
+
 /// Known truth: on sample leads that close later the larger the company, a 90-day horizon model
 /// trained on the older leads predicts, for the newer leads, P(won within 90 days) per company
 /// size within 3 points of the truth; the ever-close model overstates it for the slow sizes.
@@ -604,35 +639,7 @@ fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
     .unwrap();
     // Time-ordered: the training export is the leads created before October, with their
     // outcomes as known on 2025-09-30; the new leads are those created from October on.
-    let cut = day("2025-10-01");
-    let mut reader = csv::Reader::from_path(&all).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (created, closed, outcome) = (
-        column("created_at"),
-        column("closed_at"),
-        column("converted"),
-    );
-    let mut older = csv::Writer::from_path(dir.path().join("older.csv")).unwrap();
-    let mut newer = csv::Writer::from_path(dir.path().join("newer.csv")).unwrap();
-    older.write_record(&headers).unwrap();
-    newer.write_record(&headers).unwrap();
-    for record in reader.records() {
-        let record = record.unwrap();
-        if day(&record[created]) >= cut {
-            newer.write_record(&record).unwrap();
-            continue;
-        }
-        let mut cells: Vec<String> = record.iter().map(String::from).collect();
-        if !cells[closed].is_empty() && day(&cells[closed]) >= cut {
-            cells[closed].clear();
-            cells[outcome].clear();
-        }
-        older.write_record(&cells).unwrap();
-    }
-    older.flush().unwrap();
-    newer.flush().unwrap();
-    drop((older, newer));
+    split_at_creation(&all, day("2025-10-01"), dir.path());
 
     let mut config = TrainConfig::new(dir.path().join("older.csv"), "converted");
     config.id = Some("lead_id".into());
