@@ -19,11 +19,14 @@ use std::process::ExitCode;
     backtest  --data FILE: a labelled CSV scored with the serving model (or --version)\n  \
     realized  --predictions LOG --outcomes FILE: the server's prediction log (SQLite) or a CSV\n            \
     from `leadscore score`, joined by lead id with the outcomes known since\n\n\
-    With a horizon model (train --horizon) a prediction made at time s (backtest: the lead's\n  \
-    created date; realized: its scoring time) is evaluated only once (s, s + H] has passed by\n  \
-    the outcomes' as-of date; before that it is maturing: counted, never evaluated. A lead won\n  \
-    after its window counts as not won. A cohort table per month shows leads, matured,\n  \
-    maturing, predicted and realized closure within H.\n\n\
+    With a horizon model (train --horizon) a prediction made at time s (backtest: the lead's\n\
+    created date; realized: its scoring time) is evaluated only once (s, s + H] has passed by\n\
+    the outcomes' as-of date; before that it is maturing: counted, never evaluated. A lead won\n\
+    after its window counts as not won. A cohort table per month shows leads, matured,\n\
+    maturing, predicted and realized closure within H. Without a horizon, open leads are left\n\
+    out, and the report says how many.\n\n\
+    --funnel: of the leads that reached each stage (a date in its column), how many reached the\n\
+    next, with a 95% interval and the median and 90th-percentile days between the two.\n\n\
     Examples:\n  \
     leadscore evaluate --data holdout.csv --by source,region --html report.html\n  \
     leadscore evaluate --data newer.csv --closed-at closed_at --as-of 2025-12-31\n  \
@@ -71,7 +74,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "COL")]
     date: Option<String>,
     /// Realized: the column of the outcomes with the date each outcome became known;
-    /// predictions made after it are not used.
+    /// predictions made after it are not used (with a horizon model, default the closed-date
+    /// column).
     #[arg(long, value_name = "COL")]
     outcome_date: Option<String>,
     /// A horizon model's closed-date column of the outcomes (default: the column the model was

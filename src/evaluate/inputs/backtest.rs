@@ -62,9 +62,11 @@ pub fn backtest(
                 match window.settle(made, known(outcome), closed, counts) {
                     Verdict::Matured { won_within } => won_within,
                     Verdict::Maturing => {
+                        // Filed like the evaluated leads: by `--date` when given.
+                        let month = grouping.date_of_row(row).flatten().unwrap_or(made);
                         *leads
                             .maturing_per_month
-                            .entry(month_label(made))
+                            .entry(month_label(month))
                             .or_insert(0) += 1;
                         continue;
                     }
