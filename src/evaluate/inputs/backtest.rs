@@ -1,6 +1,6 @@
 //! Backtest: every row of a labelled CSV is scored with the model and paired with its outcome;
 //! rows whose outcome is empty or still open are counted as open. A horizon model's leads are
-//! judged in time instead ([`super::window`]): the prediction is made on the created date, and
+//! judged in time instead (`window`): the prediction is made on the created date, and
 //! an open lead whose window has passed is evaluated as not won. The attribute values of the
 //! evaluated rows are counted for per-attribute drift.
 

@@ -5,7 +5,7 @@
 //! in the outcomes but never predicted, scored only after its outcome, superseded by a later
 //! prediction, made after the outcome.
 //!
-//! With a horizon model the chosen prediction is judged in time ([`super::window`]): the
+//! With a horizon model the chosen prediction is judged in time (`window`): the
 //! window starts on the day it was made; the closed-date column is the default
 //! `--outcome-date`; a lead still open is joined too (with its latest prediction), and is
 //! evaluated as not won once that prediction's window has passed.

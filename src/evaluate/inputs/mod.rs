@@ -13,7 +13,7 @@
 //!   superseded, later ones as `predictions_after_outcome`, never used: a prediction made after
 //!   the outcome was known would flatter the model.
 //!
-//! With a horizon model both modes judge each prediction in time ([`window`]): evaluated once
+//! With a horizon model both modes judge each prediction in time (`window`): evaluated once
 //! its window (s, s + H] has passed by the outcomes' as-of date, else counted as maturing.
 //! `--funnel` reads stage dates from the same file ([`stages`]).
 //!
