@@ -33,7 +33,7 @@ struct HandLead {
 
 const H: u64 = 30;
 
-fn day(s: &str) -> NaiveDate {
+pub(crate) fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
@@ -80,7 +80,7 @@ fn hand_leads() -> Vec<HandLead> {
 
 /// The hand-made leads as a CRM export; `edit` may change a row's cells (id, created, closed,
 /// outcome) before it is written.
-fn hand_csv(dir: &Path, edit: impl Fn(usize, &mut [String; 4])) -> PathBuf {
+pub(crate) fn hand_csv(dir: &Path, edit: impl Fn(usize, &mut [String; 4])) -> PathBuf {
     let mut text = String::from("lead_id,created,closed,outcome,segment,x\n");
     for (i, lead) in hand_leads().iter().enumerate() {
         let (closed, outcome) = match lead.fate {
@@ -114,7 +114,7 @@ fn hand_csv(dir: &Path, edit: impl Fn(usize, &mut [String; 4])) -> PathBuf {
 
 /// Counts of the hand-made leads at `as_of`, by hand: (matured, maturing, won within, won
 /// after, lost, open past).
-fn hand_counts(as_of: NaiveDate) -> [u64; 6] {
+pub(crate) fn hand_counts(as_of: NaiveDate) -> [u64; 6] {
     let mut c = [0; 6];
     for lead in hand_leads() {
         if lead.created + Days::new(H) > as_of {
@@ -144,7 +144,7 @@ fn counted(c: &leadscore::model::HorizonCounts) -> [u64; 6] {
     ]
 }
 
-fn horizon_args<'a>(data: &'a str, models: &'a str) -> Vec<&'a str> {
+pub(crate) fn horizon_args<'a>(data: &'a str, models: &'a str) -> Vec<&'a str> {
     vec![
         "train",
         "--data",
@@ -444,7 +444,7 @@ fn hand_config(dir: &Path) -> TrainConfig {
 }
 
 /// A horizon model trained on the hand-made export, with its version name set.
-fn hand_model(dir: &Path, version: &str) -> ModelArtifact {
+pub(crate) fn hand_model(dir: &Path, version: &str) -> ModelArtifact {
     let mut artifact = train(&hand_config(dir), &mut |_| {}).unwrap().artifact;
     artifact.model_version = version.into();
     artifact
@@ -545,10 +545,31 @@ fn evaluate_reports_say_what_the_probability_means() {
         );
     }
     assert_eq!(report["horizon_days"], 30);
+    // Judged within the horizon: the training file's leads fall exactly as training counted
+    // them, by hand (matured, maturing, won within, won after, lost, open past).
+    let window = &report["coverage"]["window"];
+    let [matured, maturing, won_within, won_after, lost, open_past] =
+        hand_counts(day("2025-12-31"));
+    assert_eq!(report["coverage"]["evaluated"], matured);
+    assert_eq!(
+        [
+            &window["maturing"],
+            &window["won_within"],
+            &window["won_after"],
+            &window["lost"],
+            &window["open_past"]
+        ],
+        [maturing, won_within, won_after, lost, open_past]
+    );
+    assert_eq!(window["as_of"], "2025-12-31");
     assert!(
-        terminal.contains("compares it with the outcomes as given"),
+        terminal.contains(&format!(
+            "window      judged within 30 days as of 2025-12-31 (closed dates: \"closed\"): \
+             {matured} matured and evaluated"
+        )),
         "{terminal}"
     );
+    assert!(!terminal.contains("compares it with the outcomes as given"));
 }
 
 /// Mean of `values` per key.
@@ -562,6 +583,41 @@ fn means(pairs: impl Iterator<Item = (String, f64)>) -> HashMap<String, (f64, us
     sums.into_iter()
         .map(|(k, (sum, n))| (k, (sum / n as f64, n)))
         .collect()
+}
+
+/// Splits a `leadscore sample --closed-dates` export at `cut` into `dir/older.csv` (leads
+/// created before it, with their outcomes as known the day before: later closings blanked) and
+/// `dir/newer.csv` (the others, as exported).
+pub(crate) fn split_at_creation(all: &Path, cut: NaiveDate, dir: &Path) -> (PathBuf, PathBuf) {
+    let mut reader = csv::Reader::from_path(all).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (created, closed, outcome) = (
+        column("created_at"),
+        column("closed_at"),
+        column("converted"),
+    );
+    let (older_path, newer_path) = (dir.join("older.csv"), dir.join("newer.csv"));
+    let mut older = csv::Writer::from_path(&older_path).unwrap();
+    let mut newer = csv::Writer::from_path(&newer_path).unwrap();
+    older.write_record(&headers).unwrap();
+    newer.write_record(&headers).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        if day(&record[created]) >= cut {
+            newer.write_record(&record).unwrap();
+            continue;
+        }
+        let mut cells: Vec<String> = record.iter().map(String::from).collect();
+        if !cells[closed].is_empty() && day(&cells[closed]) >= cut {
+            cells[closed].clear();
+            cells[outcome].clear();
+        }
+        older.write_record(&cells).unwrap();
+    }
+    older.flush().unwrap();
+    newer.flush().unwrap();
+    (older_path, newer_path)
 }
 
 /// Known truth: on sample leads that close later the larger the company, a 90-day horizon model
@@ -583,35 +639,7 @@ fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
     .unwrap();
     // Time-ordered: the training export is the leads created before October, with their
     // outcomes as known on 2025-09-30; the new leads are those created from October on.
-    let cut = day("2025-10-01");
-    let mut reader = csv::Reader::from_path(&all).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (created, closed, outcome) = (
-        column("created_at"),
-        column("closed_at"),
-        column("converted"),
-    );
-    let mut older = csv::Writer::from_path(dir.path().join("older.csv")).unwrap();
-    let mut newer = csv::Writer::from_path(dir.path().join("newer.csv")).unwrap();
-    older.write_record(&headers).unwrap();
-    newer.write_record(&headers).unwrap();
-    for record in reader.records() {
-        let record = record.unwrap();
-        if day(&record[created]) >= cut {
-            newer.write_record(&record).unwrap();
-            continue;
-        }
-        let mut cells: Vec<String> = record.iter().map(String::from).collect();
-        if !cells[closed].is_empty() && day(&cells[closed]) >= cut {
-            cells[closed].clear();
-            cells[outcome].clear();
-        }
-        older.write_record(&cells).unwrap();
-    }
-    older.flush().unwrap();
-    newer.flush().unwrap();
-    drop((older, newer));
+    split_at_creation(&all, day("2025-10-01"), dir.path());
 
     let mut config = TrainConfig::new(dir.path().join("older.csv"), "converted");
     config.id = Some("lead_id".into());

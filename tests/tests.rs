@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod common;
 mod drift;
+mod evaltime;
 mod evaluate;
 mod feature_drift;
 mod hardening;

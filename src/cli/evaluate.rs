@@ -19,8 +19,18 @@ use std::process::ExitCode;
     backtest  --data FILE: a labelled CSV scored with the serving model (or --version)\n  \
     realized  --predictions LOG --outcomes FILE: the server's prediction log (SQLite) or a CSV\n            \
     from `leadscore score`, joined by lead id with the outcomes known since\n\n\
+    With a horizon model (train --horizon) a prediction made at time s (backtest: the lead's\n\
+    created date; realized: its scoring time) is evaluated only once (s, s + H] has passed by\n\
+    the outcomes' as-of date; before that it is maturing: counted, never evaluated. A lead won\n\
+    after its window counts as not won. A cohort table per month shows leads, matured,\n\
+    maturing, predicted and realized closure within H. Without a horizon, open leads are left\n\
+    out, and the report says how many.\n\n\
+    --funnel: of the leads that reached each stage (a date in its column), how many reached the\n\
+    next, with a 95% interval and the median and 90th-percentile days between the two.\n\n\
     Examples:\n  \
     leadscore evaluate --data holdout.csv --by source,region --html report.html\n  \
+    leadscore evaluate --data newer.csv --closed-at closed_at --as-of 2025-12-31\n  \
+    leadscore evaluate --data leads.csv --funnel mql_at,sql_at,converted --by source\n  \
     leadscore evaluate --data new-leads.csv --max-feature-psi 0.25 --max-psi 0.1\n  \
     leadscore evaluate --predictions predictions.sqlite --outcomes crm_export.csv \\\n      \
     --outcome-date closed_at --max-calibration-gap 0.03 --min-auc 0.7 --json report.json\n\n\
@@ -64,9 +74,22 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "COL")]
     date: Option<String>,
     /// Realized: the column of the outcomes with the date each outcome became known;
-    /// predictions made after it are not used.
+    /// predictions made after it are not used (with a horizon model, default the closed-date
+    /// column).
     #[arg(long, value_name = "COL")]
     outcome_date: Option<String>,
+    /// A horizon model's closed-date column of the outcomes (default: the column the model was
+    /// trained with): a lead won after its window counts as not won.
+    #[arg(long, value_name = "COL")]
+    closed_at: Option<String>,
+    /// The date a horizon model's outcomes are known up to (default: the latest date in the
+    /// outcomes file): predictions whose window has not passed by then are maturing.
+    #[arg(long, value_name = "DATE", value_parser = super::train::as_of_date)]
+    as_of: Option<chrono::NaiveDate>,
+    /// Funnel: date columns in stage order (comma-separated), e.g. mql_at,sql_at,won_at; the
+    /// last may be the outcome column (reached = won).
+    #[arg(long, value_name = "COLS")]
+    funnel: Vec<String>,
     /// Bands of the calibration tables and of the ECE.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
     bins: u32,
@@ -122,6 +145,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         by: split_list(&args.by),
         date: args.date.clone(),
         outcome_date: args.outcome_date.clone(),
+        closed_at: args.closed_at.clone(),
+        as_of: args.as_of,
     };
     let gates = Gates {
         max_ece: args.max_ece,
@@ -132,14 +157,14 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     let registry = Registry::new(&args.models);
     let mut in_sample = None;
-    let (model, leads, coverage) = match (&args.data, &args.predictions, &args.outcomes) {
+    let (model, leads, coverage, table) = match (&args.data, &args.predictions, &args.outcomes) {
         (Some(data), _, _) => {
             let model = registry.load_or_current(args.version.as_deref())?;
             let table = read_csv(data)?;
             in_sample = training_leads_in(&model, &table, &options);
             let (leads, coverage) = inputs::backtest(&model, &table, &options)
                 .with_context(|| format!("evaluating {}", data.display()))?;
-            (Some(model), leads, coverage)
+            (Some(model), leads, coverage, table)
         }
         (None, Some(predictions), Some(outcomes)) => {
             let model = optional_model(&registry, args.version.as_deref())?;
@@ -153,7 +178,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
                         outcomes.display()
                     )
                 })?;
-            (model, leads, coverage)
+            (model, leads, coverage, table)
         }
         _ => anyhow::bail!("give --data FILE (backtest) or --predictions LOG --outcomes FILE"),
     };
@@ -172,6 +197,12 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     )?;
     if let Some(model) = &model {
         evaluation.describe_model(&model.artifact);
+    }
+    let stages = split_list(&args.funnel);
+    if !stages.is_empty() {
+        let funnel = inputs::stages_funnel(&table, &stages, model.as_ref(), &options)
+            .with_context(|| format!("the funnel of {}", table.path.display()))?;
+        evaluation.funnel = Some(funnel);
     }
     evaluation.in_sample = in_sample.map(|mut found: InSample| {
         // Open rows are not evaluated but may carry a training id.

@@ -153,7 +153,7 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 }
 
 /// `--as-of`: a date in any format the data's dates may have.
-fn as_of_date(text: &str) -> Result<chrono::NaiveDate, String> {
+pub(super) fn as_of_date(text: &str) -> Result<chrono::NaiveDate, String> {
     crate::schema::parse_date(text)
         .ok_or_else(|| format!("{text:?} is not a date (use YYYY-MM-DD)"))
 }

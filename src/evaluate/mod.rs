@@ -14,6 +14,7 @@
 
 pub mod drift;
 pub mod feature_drift;
+pub mod funnel;
 pub mod gates;
 pub mod inputs;
 pub mod report_html;
@@ -32,7 +33,7 @@ pub use drift::Drift;
 pub use feature_drift::{AttributeDrift, DriftCounter, FeatureDrift};
 pub use gates::{GateResult, Gates};
 pub use inputs::{Coverage, InputOptions, Mode};
-pub use tables::{BandRow, DecileRow, RateRow, SegmentTable};
+pub use tables::{BandRow, CohortRow, DecileRow, RateRow, SegmentTable};
 
 /// Version of the JSON layout (`format_version`); raised only when a field changes meaning or
 /// disappears, never when one is added.
@@ -120,6 +121,9 @@ pub struct Leads {
     /// Each attribute's drift against training (backtest: the leads' attribute values are in
     /// the file; a prediction log has none).
     pub feature_drift: Option<FeatureDrift>,
+    /// A horizon model's maturing leads per `YYYY-MM` of their prediction (backtest: of their
+    /// created date), for the cohort table; they are not among the evaluated leads.
+    pub maturing_per_month: std::collections::BTreeMap<String, u64>,
 }
 
 impl Leads {
@@ -202,6 +206,17 @@ pub struct Evaluation {
     /// The model's horizon in days, when it was trained with one. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub horizon_days: Option<u32>,
+    /// A horizon model's cohort table: per month, leads, matured, maturing, predicted and
+    /// realized closure within H. Absent without a horizon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cohorts: Option<Vec<CohortRow>>,
+    /// Without a horizon: how many open leads (empty or open outcome) were left out, so the
+    /// realized rates are over decided leads only. Absent with a horizon or when none was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_leads_left_out: Option<u64>,
+    /// `--funnel`: conversion between consecutive stages. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<funnel::Funnel>,
 }
 
 impl Evaluation {
@@ -211,14 +226,44 @@ impl Evaluation {
         self.horizon_days = model.horizon.as_ref().map(|h| h.days);
     }
 
-    /// The warning every report prints for a horizon model: the outcomes are not yet judged
-    /// within the horizon, so the comparison is not like with like.
-    pub fn horizon_caveat(&self) -> Option<String> {
-        self.horizon_days.map(|days| {
+    /// How a horizon model's leads were judged in time, one sentence for every report.
+    pub fn window_summary(&self) -> Option<String> {
+        let w = self.coverage.window.as_ref()?;
+        let mut text = format!(
+            "judged within {} days as of {} (closed dates: {:?}): {} matured and evaluated \
+             ({} won within the window, {} won after it, {} still open after it, {} lost), \
+             {} maturing (window not passed: counted, never evaluated)",
+            w.days,
+            w.as_of,
+            w.closed_column,
+            self.coverage.evaluated,
+            w.won_within,
+            w.won_after,
+            w.open_past,
+            w.lost,
+            w.maturing
+        );
+        if w.won_without_closed_date > 0 {
+            text += &format!(
+                ", {} won without a closed date (left out)",
+                w.won_without_closed_date
+            );
+        }
+        if w.without_prediction_time > 0 {
+            text += &format!(
+                ", {} predictions without a time (window unknown, left out)",
+                w.without_prediction_time
+            );
+        }
+        Some(text)
+    }
+
+    /// The note every report prints without a horizon when open leads were left out.
+    pub fn open_leads_note(&self) -> Option<String> {
+        self.open_leads_left_out.map(|open| {
             format!(
-                "the model predicts closure within {days} days, but this evaluation compares \
-                 it with the outcomes as given (won at any time; open leads left out): \
-                 realized rates here can exceed the predictions for that reason alone"
+                "{open} open leads (empty or still-open outcome) were left out: the realized \
+                 rates are over decided leads only, so slow closers are under-represented"
             )
         })
     }
@@ -313,6 +358,12 @@ pub fn evaluate(
             rows,
         }
     });
+    let cohorts = coverage.window.as_ref().map(|_| {
+        let rows = months.as_ref().map_or(&[][..], |m| &m.rows[..]);
+        tables::cohort_rows(rows, &leads.maturing_per_month)
+    });
+    let open_leads_left_out =
+        (coverage.window.is_none() && coverage.open > 0).then_some(coverage.open);
     let drift = training_quantiles.map(|q| drift::drift(q, p));
     let feature_drift = leads.feature_drift.clone();
     let gate_results = gates.check(&metrics, drift.as_ref(), feature_drift.as_ref());
@@ -337,6 +388,9 @@ pub fn evaluate(
         in_sample: None,
         probability_meaning: None,
         horizon_days: None,
+        cohorts,
+        open_leads_left_out,
+        funnel: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The terminal report: headline numbers, then each table, aligned for a fixed-width terminal.
 
+use super::funnel::StepRow;
 use super::{BandRow, Evaluation, FeatureDrift, Mode, RateRow};
 use std::fmt::{self, Write as _};
 
@@ -55,7 +56,130 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     writeln!(out)?;
     deciles(out, e)?;
     segment_tables(out, e)?;
+    cohorts(out, e)?;
+    funnel(out, e)?;
     gate_lines(out, e)
+}
+
+/// A horizon model's cohort table: per month, matured against maturing leads and predicted
+/// against realized closure within H.
+fn cohorts(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let (Some(rows), Some(days)) = (&e.cohorts, e.horizon_days) else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "cohorts: closure within {days} days per month (* = prediction outside the 95% interval; \
+         maturing leads are counted, never evaluated)"
+    )?;
+    writeln!(
+        out,
+        "  {:<7} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>14}",
+        "month", "leads", "matured", "maturing", "won", "predicted", "realized", "95% interval"
+    )?;
+    for r in rows {
+        let known = r.matured > 0;
+        let line = format!(
+            "  {:<7} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>14} {}",
+            printable(&r.month, 7),
+            r.leads,
+            r.matured,
+            r.maturing,
+            r.won_within,
+            r.mean_predicted.map_or_else(|| "–".into(), pct),
+            r.realized_rate.map_or_else(|| "–".into(), pct),
+            if known {
+                interval(r.ci_low, r.ci_high)
+            } else {
+                "–".into()
+            },
+            if r.prediction_outside { "*" } else { "" }
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `--funnel`: each step overall, then per segment and per month of entering its first stage.
+fn funnel(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let Some(f) = &e.funnel else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    let reached: Vec<String> = f
+        .stages
+        .iter()
+        .zip(&f.reached)
+        .map(|(s, n)| format!("{} {n}", printable(s, 40)))
+        .collect();
+    writeln!(
+        out,
+        "funnel over {} leads (reached: {}); days by nearest rank over converted leads with both \
+         dates (median, p90: days)",
+        f.leads,
+        reached.join(" → ")
+    )?;
+    step_rows(out, "step", &f.steps)?;
+    for table in &f.segments {
+        writeln!(out)?;
+        writeln!(out, "funnel per {}", printable(&table.column, 40))?;
+        step_rows(out, &table.column, &table.rows)?;
+    }
+    if !f.months.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "funnel per month of entering the stage")?;
+        step_rows(out, "month", &f.months)?;
+    }
+    Ok(())
+}
+
+fn step_rows(out: &mut String, group: &str, rows: &[StepRow]) -> fmt::Result {
+    let step_width = rows
+        .iter()
+        .map(|r| r.from.chars().count() + r.to.chars().count() + 3)
+        .chain([4])
+        .max()
+        .unwrap_or(4)
+        .min(50);
+    let overall = rows.iter().all(|r| r.group == "all");
+    let group_width = if overall {
+        0
+    } else {
+        rows.iter()
+            .map(|r| r.group.chars().count())
+            .chain([group.chars().count(), 5])
+            .max()
+            .unwrap_or(5)
+            .min(30)
+    };
+    let header_group = if overall { "" } else { group };
+    writeln!(
+        out,
+        "  {:<step_width$} {:<group_width$} {:>8} {:>9} {:>9} {:>14} {:>7} {:>7}",
+        "step", header_group, "entered", "converted", "rate", "95% interval", "median", "p90"
+    )?;
+    for r in rows {
+        let step = printable(&format!("{} → {}", r.from, r.to), step_width);
+        let days = |d: Option<i64>| d.map_or_else(|| "–".into(), |d| d.to_string());
+        writeln!(
+            out,
+            "  {:<step_width$} {:<group_width$} {:>8} {:>9} {:>9} {:>14} {:>7} {:>7}",
+            step,
+            if overall {
+                String::new()
+            } else {
+                printable(&r.group, group_width)
+            },
+            r.entered,
+            r.converted,
+            pct(r.rate),
+            interval(r.ci_low, r.ci_high),
+            days(r.median_days),
+            days(r.p90_days)
+        )?;
+    }
+    Ok(())
 }
 
 /// What was evaluated, where every input row went, and the warnings about the inputs.
@@ -73,8 +197,11 @@ fn coverage(out: &mut String, e: &Evaluation) -> fmt::Result {
     if let Some(meaning) = &e.probability_meaning {
         writeln!(out, "probability {meaning}")?;
     }
-    if let Some(caveat) = e.horizon_caveat() {
-        writeln!(out, "WARNING     {caveat}")?;
+    if let Some(window) = e.window_summary() {
+        writeln!(out, "window      {window}")?;
+    }
+    if let Some(note) = e.open_leads_note() {
+        writeln!(out, "note        {note}")?;
     }
     writeln!(out, "leads       {}", c.describe())?;
     if c.superseded_predictions > 0 {

@@ -338,3 +338,93 @@ mod tests {
         assert!(rows[0].prediction_outside);
     }
 }
+
+/// One month of a horizon model's cohort table: the leads predicted (backtest: created) that
+/// month, how many have matured, and predicted against realized closure within H over those.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CohortRow {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// matured + maturing.
+    pub leads: u64,
+    /// Leads whose window has passed: the evaluated ones.
+    pub matured: u64,
+    /// Leads whose window has not passed: counted, never evaluated.
+    pub maturing: u64,
+    /// Matured leads won within their window.
+    pub won_within: u64,
+    /// Mean prediction of the matured leads; absent when none has matured.
+    pub mean_predicted: Option<f64>,
+    /// won_within / matured; absent when none has matured.
+    pub realized_rate: Option<f64>,
+    /// Wilson 95% interval of the realized rate ((0, 1) when none has matured).
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The mean prediction lies outside the interval.
+    pub prediction_outside: bool,
+}
+
+/// The cohort table: the monthly rows of the matured leads joined with the maturing counts per
+/// month, in month order.
+pub fn cohort_rows(
+    months: &[RateRow],
+    maturing: &std::collections::BTreeMap<String, u64>,
+) -> Vec<CohortRow> {
+    let mut all: std::collections::BTreeMap<&str, (Option<&RateRow>, u64)> = maturing
+        .iter()
+        .map(|(m, &n)| (m.as_str(), (None, n)))
+        .collect();
+    for row in months {
+        all.entry(&row.label).or_insert((None, 0)).0 = Some(row);
+    }
+    all.into_iter()
+        .map(|(month, (row, maturing))| {
+            let matured = row.map_or(0, |r| r.leads);
+            let won_within = row.map_or(0, |r| r.wins);
+            let (ci_low, ci_high) = wilson_interval(won_within, matured, Z_95);
+            CohortRow {
+                month: month.to_string(),
+                leads: matured + maturing,
+                matured,
+                maturing,
+                won_within,
+                mean_predicted: row.map(|r| r.mean_predicted),
+                realized_rate: row.map(|r| r.realized_rate),
+                ci_low,
+                ci_high,
+                prediction_outside: row.is_some_and(|r| r.prediction_outside),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod cohort_tests {
+    use super::*;
+
+    #[test]
+    fn a_month_of_maturing_leads_only_has_no_rates() {
+        let mut month = Labels::new("created");
+        for m in ["2025-01", "2025-01", "2025-01"] {
+            month.push(m);
+        }
+        let rows = rate_rows(&month, &[0.2, 0.4, 0.6], &[true, false, false], 1.0 / 3.0);
+        let maturing = [("2025-01".to_string(), 2), ("2025-02".to_string(), 5)].into();
+        let cohorts = cohort_rows(&rows, &maturing);
+        assert_eq!(cohorts.len(), 2);
+        let jan = &cohorts[0];
+        assert_eq!(
+            (jan.leads, jan.matured, jan.maturing, jan.won_within),
+            (5, 3, 2, 1)
+        );
+        assert!((jan.mean_predicted.unwrap() - 0.4).abs() < 1e-12);
+        assert_eq!(jan.realized_rate, Some(1.0 / 3.0));
+        let feb = &cohorts[1];
+        assert_eq!(
+            (feb.month.as_str(), feb.leads, feb.matured),
+            ("2025-02", 5, 0)
+        );
+        assert_eq!((feb.mean_predicted, feb.realized_rate), (None, None));
+        assert!(!feb.prediction_outside);
+    }
+}

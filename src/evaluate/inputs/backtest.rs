@@ -1,14 +1,19 @@
 //! Backtest: every row of a labelled CSV is scored with the model and paired with its outcome;
-//! rows whose outcome is empty or still open are counted as open. The attribute values of the
+//! rows whose outcome is empty or still open are counted as open. A horizon model's leads are
+//! judged in time instead (`window`): the prediction is made on the created date, and
+//! an open lead whose window has passed is evaluated as not won. The attribute values of the
 //! evaluated rows are counted for per-attribute drift.
 
-use super::grouping::Grouping;
+use super::grouping::{Grouping, month_label};
 use super::outcomes::{Outcomes, outcome_parser, target_column};
+use super::window::{Known, Verdict, Window};
 use super::{Coverage, InputOptions, Mode};
 use crate::data::Table;
 use crate::encoder::RawValue;
 use crate::evaluate::{DriftCounter, EvaluateError, Labels, Leads};
 use crate::model::Model;
+use crate::schema::parse_date;
+use chrono::NaiveDate;
 
 /// Backtest: scores every row of `table` with `model` and pairs it with the row's outcome.
 pub fn backtest(
@@ -30,6 +35,10 @@ pub fn backtest(
         .map(|(a, _)| a.name.clone())
         .collect();
     let date = date_column(model, table, options);
+    let created = created_column(model, table)?;
+    let window = Window::new(Some(model), table, created, options, &parser.missing)?;
+    let missing = parser.missing.clone();
+    coverage.window = window.as_ref().map(|w| w.counts(table));
     let mut grouping = Grouping::new(table, &options.by, date.as_deref(), parser.missing.clone())?;
     let (segments, month) = grouping.labels();
     let mut leads = Leads {
@@ -44,9 +53,31 @@ pub fn backtest(
     let mut features = vec![0.0; model.encoder().width()];
     let mut readings = Vec::with_capacity(attributes.len());
     for row in 0..table.rows() {
-        let Some(won) = outcomes.won(row)? else {
-            coverage.open += 1;
-            continue;
+        let outcome = outcomes.won(row)?;
+        let won = match (&window, created, outcome) {
+            (Some(window), Some(created), _) => {
+                let made = created_on(table, created, row)?;
+                let closed = window.closed_on(table, row, &missing)?;
+                let counts = coverage.window.as_mut().expect("set with the window");
+                match window.settle(made, known(outcome), closed, counts) {
+                    Verdict::Matured { won_within } => won_within,
+                    Verdict::Maturing => {
+                        // Filed like the evaluated leads: by `--date` when given.
+                        let month = grouping.date_of_row(row).flatten().unwrap_or(made);
+                        *leads
+                            .maturing_per_month
+                            .entry(month_label(month))
+                            .or_insert(0) += 1;
+                        continue;
+                    }
+                    Verdict::WonUndated => continue,
+                }
+            }
+            (_, _, Some(won)) => won,
+            (_, _, None) => {
+                coverage.open += 1;
+                continue;
+            }
         };
         model
             .encoder()
@@ -77,17 +108,60 @@ pub fn backtest(
     Ok((leads, coverage))
 }
 
-/// The monthly table's date column: `--date`, else the model's date column when the file has
-/// it (one named by `--date` must exist; Grouping refuses it otherwise).
+/// The monthly table's date column: `--date`, else the model's created-date column (a horizon
+/// model's, else the one it was trained with `--date` on) when the file has it (one named by
+/// `--date` must exist; Grouping refuses it otherwise).
 fn date_column(model: &Model, table: &Table, options: &InputOptions) -> Option<String> {
+    let artifact = &model.artifact;
     match &options.date {
         Some(d) => Some(d.clone()),
-        None => model
-            .artifact
-            .data
-            .date_column
-            .clone()
+        None => artifact
+            .horizon
+            .as_ref()
+            .map(|h| h.created_column.clone())
+            .or_else(|| artifact.data.date_column.clone())
             .filter(|d| table.column_index(d).is_ok()),
+    }
+}
+
+/// A horizon model's created-date column: in a backtest each lead is predicted on its created
+/// date, so the file must have it.
+fn created_column(model: &Model, table: &Table) -> Result<Option<usize>, EvaluateError> {
+    let Some(horizon) = &model.artifact.horizon else {
+        return Ok(None);
+    };
+    table
+        .column_index(&horizon.created_column)
+        .map(Some)
+        .map_err(|_| EvaluateError::Input {
+            path: table.path.display().to_string(),
+            message: format!(
+                "the model predicts closure within {} days of a lead's creation, but there is no \
+                 created-date column {:?} to start each lead's window from",
+                horizon.days, horizon.created_column
+            ),
+        })
+}
+
+/// The created date of `row`, which a horizon backtest cannot do without.
+fn created_on(table: &Table, column: usize, row: usize) -> Result<NaiveDate, EvaluateError> {
+    let cell = table.column(column).get(row);
+    parse_date(cell).ok_or_else(|| EvaluateError::Line {
+        path: table.path.display().to_string(),
+        line: table.lines[row],
+        message: format!(
+            "column {:?}: {cell:?} is not a date; each lead's window starts on its created date",
+            table.headers[column]
+        ),
+    })
+}
+
+/// An outcome as the window judges it.
+pub(super) fn known(outcome: Option<bool>) -> Known {
+    match outcome {
+        Some(true) => Known::Won,
+        Some(false) => Known::Lost,
+        None => Known::Open,
     }
 }
 

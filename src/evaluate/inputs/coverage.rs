@@ -45,6 +45,37 @@ pub struct Coverage {
     pub absent_columns: Vec<String>,
     /// Model versions of the predictions used, with their counts (realized only).
     pub model_versions: BTreeMap<String, u64>,
+    /// A horizon model's window (absent without a horizon): how the leads were judged in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowCounts>,
+}
+
+/// How a horizon model's leads were judged in time (see `inputs::window`). Every lead that
+/// reached the window is in exactly one of `maturing`, `evaluated` (of [`Coverage`]),
+/// `won_without_closed_date` and `without_prediction_time`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WindowCounts {
+    /// H, in days.
+    pub days: u32,
+    /// The day the outcomes are known up to (`--as-of`, else the latest date in the file).
+    pub as_of: String,
+    /// The outcomes' closed-date column.
+    pub closed_column: String,
+    /// Predictions whose window (s, s + H] had not passed by `as_of`: counted, never evaluated.
+    pub maturing: u64,
+    /// Evaluated leads won within their window (the wins).
+    pub won_within: u64,
+    /// Evaluated leads won after their window: not won within H.
+    pub won_after: u64,
+    /// Evaluated leads still open when their window ended: not won within H.
+    pub open_past: u64,
+    /// Evaluated leads lost.
+    pub lost: u64,
+    /// Won leads without a closed date: their window cannot be judged, so left out.
+    pub won_without_closed_date: u64,
+    /// Realized: leads whose prediction has no time (a CSV from `leadscore score`), so its
+    /// window is unknown: left out.
+    pub without_prediction_time: u64,
 }
 
 impl Coverage {
@@ -65,6 +96,7 @@ impl Coverage {
             without_month: 0,
             absent_columns: Vec::new(),
             model_versions: BTreeMap::new(),
+            window: None,
         }
     }
 
@@ -75,7 +107,13 @@ impl Coverage {
             parts.push(format!("{n} predictions"));
         }
         parts.push(format!("{} evaluated", self.evaluated));
-        parts.push(format!("{} still open", self.open));
+        match &self.window {
+            Some(w) => parts.push(format!(
+                "{} maturing (window of {} days not passed by {})",
+                w.maturing, w.days, w.as_of
+            )),
+            None => parts.push(format!("{} still open", self.open)),
+        }
         if self.mode == Mode::Realized {
             parts.push(format!(
                 "{} predicted leads without outcome",

@@ -11,6 +11,11 @@ use std::collections::HashMap;
 /// differ only in case or spacing (`google`, `Google`) form one segment, shown as first spelled.
 pub const MISSING_LABEL: &str = "(missing)";
 
+/// The month a date is filed under: `YYYY-MM`.
+pub(super) fn month_label(date: NaiveDate) -> String {
+    format!("{:04}-{:02}", date.year(), date.month())
+}
+
 /// The `--by` and date columns of a table, as label columns to fill row by row. Cells repeat
 /// (a few reps, a few hundred days), so each distinct cell is normalised or parsed once.
 pub(super) struct Grouping<'t> {
@@ -107,7 +112,7 @@ impl<'t> Grouping<'t> {
                 match self.month_codes.get(&key) {
                     Some(&code) => labels.codes.push(code),
                     None => {
-                        labels.push(&format!("{:04}-{:02}", d.year(), d.month()));
+                        labels.push(&month_label(d));
                         self.month_codes
                             .insert(key, *labels.codes.last().expect("just pushed"));
                     }

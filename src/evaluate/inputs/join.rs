@@ -4,11 +4,19 @@
 //! counted in [`Coverage`] under its reason: still open, predicted but absent from the outcomes,
 //! in the outcomes but never predicted, scored only after its outcome, superseded by a later
 //! prediction, made after the outcome.
+//!
+//! With a horizon model the chosen prediction is judged in time (`window`): the
+//! window starts on the day it was made; the closed-date column is the default
+//! `--outcome-date`; a lead still open is joined too (with its latest prediction), and is
+//! evaluated as not won once that prediction's window has passed.
 
+use super::backtest::known;
 use super::grouping::Grouping;
+use super::grouping::month_label;
 use super::outcomes::{Outcomes, outcome_parser, target_column};
 use super::predictions::Prediction;
 use super::time::{day_of_time, parse_instant};
+use super::window::{Verdict, Window};
 use super::{Coverage, InputOptions, Mode};
 use crate::data::Table;
 use crate::evaluate::{EvaluateError, Labels, Leads};
@@ -153,6 +161,8 @@ struct Join<'a> {
     missing: MissingTokens,
     index: PredictionIndex<'a>,
     outcome_of: Outcomes<'a>,
+    /// A horizon model's window; absent, open leads are counted and left out.
+    window: Option<Window>,
     grouping: Grouping<'a>,
     leads: Leads,
     coverage: Coverage,
@@ -176,12 +186,16 @@ impl<'a> Join<'a> {
             .or_else(|| model.and_then(|m| m.artifact.target.id_column.clone()))
             .unwrap_or_else(|| "lead_id".to_string());
         let id = outcomes.column_index(&id_name)?;
-        let outcome_date = options
-            .outcome_date
-            .as_deref()
-            .map(|c| outcomes.column_index(c))
-            .transpose()?;
         let missing = parser.missing.clone();
+        let created = model
+            .and_then(|m| m.artifact.horizon.as_ref())
+            .and_then(|h| outcomes.column_index(&h.created_column).ok());
+        let window = Window::new(model, outcomes, created, options, &missing)?;
+        coverage.window = window.as_ref().map(|w| w.counts(outcomes));
+        let outcome_date = match options.outcome_date.as_deref() {
+            Some(c) => Some(outcomes.column_index(c)?),
+            None => window.as_ref().map(|w| w.closed),
+        };
         let grouping = Grouping::new(
             outcomes,
             &options.by,
@@ -199,6 +213,7 @@ impl<'a> Join<'a> {
             missing,
             index,
             outcome_of: Outcomes::new(outcomes, target, parser),
+            window,
             grouping,
             leads,
             coverage,
@@ -226,11 +241,16 @@ impl<'a> Join<'a> {
             }
             Claim::Latest(latest) => latest,
         };
-        let Some(won) = self.outcome_of.won(row)? else {
+        let outcome = self.outcome_of.won(row)?;
+        if outcome.is_none() && self.window.is_none() {
             self.coverage.open += 1;
             return Ok(());
+        }
+        // An open lead has no outcome a prediction could have known.
+        let cutoff = match outcome {
+            Some(_) => self.cutoff(row)?,
+            None => None,
         };
-        let cutoff = self.cutoff(row)?;
         let choice = self.index.choose(latest, cutoff);
         let Some(chosen) = choice.chosen else {
             self.coverage.scored_only_after_outcome += 1;
@@ -238,10 +258,48 @@ impl<'a> Join<'a> {
         };
         self.coverage.superseded_predictions += choice.candidates - 1;
         self.coverage.predictions_after_outcome += choice.all - choice.candidates;
-        self.coverage.evaluated_without_cutoff += choice.unchecked as u64;
         let predictions = self.predictions;
-        self.push(row, &predictions[chosen as usize], won);
+        let prediction = &predictions[chosen as usize];
+        let won = match self.judge(row, prediction, outcome)? {
+            Some(won) => won,
+            None => return Ok(()),
+        };
+        self.coverage.evaluated_without_cutoff += (choice.unchecked && outcome.is_some()) as u64;
+        self.push(row, prediction, won);
         Ok(())
+    }
+
+    /// The outcome the chosen prediction is evaluated against: as given without a window,
+    /// else won within the prediction's window; `None` when it is not evaluated (maturing, or
+    /// its window cannot be placed), counted.
+    fn judge(
+        &mut self,
+        row: usize,
+        prediction: &Prediction,
+        outcome: Option<bool>,
+    ) -> Result<Option<bool>, EvaluateError> {
+        let Some(window) = &self.window else {
+            return Ok(outcome);
+        };
+        let counts = self.coverage.window.as_mut().expect("set with the window");
+        let Some(made) = prediction.scored_at.and_then(day_of_time) else {
+            counts.without_prediction_time += 1;
+            return Ok(None);
+        };
+        let closed = window.closed_on(self.outcomes, row, &self.missing)?;
+        match window.settle(made, known(outcome), closed, counts) {
+            Verdict::Matured { won_within } => Ok(Some(won_within)),
+            Verdict::Maturing => {
+                let month = self.grouping.date_of_row(row).flatten().unwrap_or(made);
+                *self
+                    .leads
+                    .maturing_per_month
+                    .entry(month_label(month))
+                    .or_insert(0) += 1;
+                Ok(None)
+            }
+            Verdict::WonUndated => Ok(None),
+        }
     }
 
     /// The instant the row's outcome became known, if `--outcome-date` gives one. A date alone

@@ -13,6 +13,10 @@
 //!   superseded, later ones as `predictions_after_outcome`, never used: a prediction made after
 //!   the outcome was known would flatter the model.
 //!
+//! With a horizon model both modes judge each prediction in time (`window`): evaluated once
+//! its window (s, s + H] has passed by the outcomes' as-of date, else counted as maturing.
+//! `--funnel` reads stage dates from the same file ([`stages`]).
+//!
 //! Both modes read outcome cells the same way ([`outcomes`]), file each lead under its `--by`
 //! segments and month the same way ([`grouping`]), and count where every row went in a
 //! [`Coverage`] ([`coverage`]). Times of predictions and outcomes are compared as instants
@@ -24,13 +28,16 @@ pub mod grouping;
 pub mod join;
 pub mod outcomes;
 pub mod predictions;
+pub mod stages;
 mod time;
+mod window;
 
 pub use backtest::backtest;
-pub use coverage::{Coverage, Mode};
+pub use coverage::{Coverage, Mode, WindowCounts};
 pub use grouping::MISSING_LABEL;
 pub use join::realized;
 pub use predictions::{Prediction, read_predictions};
+pub use stages::stages_funnel;
 
 /// Column choices shared by both modes.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +58,12 @@ pub struct InputOptions {
     /// Date column whose month groups the monthly table (default: the model's date column in a
     /// backtest, the prediction time in realized mode).
     pub date: Option<String>,
-    /// Realized mode: the date each outcome became known.
+    /// Realized mode: the date each outcome became known (with a horizon model, default the
+    /// closed-date column).
     pub outcome_date: Option<String>,
+    /// A horizon model's closed-date column of the outcomes (default: the model's).
+    pub closed_at: Option<String>,
+    /// The day a horizon model's outcomes are judged at (default: the latest date in the
+    /// outcomes file).
+    pub as_of: Option<chrono::NaiveDate>,
 }

@@ -1,7 +1,9 @@
 //! The report's charts, drawn as inline SVG: the reliability diagram, the gains curve, the score
-//! histogram and monthly predicted against realized closure rates.
+//! histogram, monthly predicted against realized closure rates, a horizon model's cohorts and
+//! the funnel.
 
 use super::{esc, pct};
+use crate::evaluate::funnel::Funnel;
 use crate::evaluate::{BandRow, Evaluation, RateRow};
 use std::fmt::{self, Write as _};
 
@@ -270,10 +272,8 @@ pub(super) fn histogram(out: &mut String, e: &Evaluation) -> fmt::Result {
 }
 
 pub(super) fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
-    writeln!(
-        out,
-        "<figure><figcaption>Monthly predicted vs realized</figcaption>"
-    )?;
+    let title = "Monthly predicted vs realized";
+    writeln!(out, "<figure><figcaption>{title}</figcaption>")?;
     let rows = match &e.months {
         Some(m) if !m.rows.is_empty() => &m.rows,
         _ => {
@@ -283,6 +283,53 @@ pub(super) fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
             );
         }
     };
+    predicted_against_realized(out, title, "closure rate", rows)
+}
+
+/// A horizon model's cohorts: predicted against realized closure within H per month, over the
+/// matured leads (months where none has matured are left out of the chart, not the table).
+pub(super) fn cohorts(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let (Some(cohorts), Some(days)) = (&e.cohorts, e.horizon_days) else {
+        return Ok(());
+    };
+    let title = format!("Cohorts: closure within {days} days");
+    writeln!(out, "<figure><figcaption>{}</figcaption>", esc(&title))?;
+    let rows: Vec<RateRow> = cohorts
+        .iter()
+        .filter_map(|c| {
+            Some(RateRow {
+                label: c.month.clone(),
+                leads: c.matured,
+                wins: c.won_within,
+                realized_rate: c.realized_rate?,
+                ci_low: c.ci_low,
+                ci_high: c.ci_high,
+                mean_predicted: c.mean_predicted?,
+                difference: 0.0,
+                difference_low: 0.0,
+                difference_high: 0.0,
+                significant: false,
+                prediction_outside: c.prediction_outside,
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return writeln!(
+            out,
+            "<p class=\"note\">No cohort has matured yet.</p></figure>"
+        );
+    }
+    predicted_against_realized(out, &title, &format!("closure within {days} days"), &rows)
+}
+
+/// Realized rates with their 95% band against mean predictions, one point per row, closing
+/// the figure opened by the caller.
+fn predicted_against_realized(
+    out: &mut String,
+    title: &str,
+    y_title: &str,
+    rows: &[RateRow],
+) -> fmt::Result {
     let n = rows.len();
     let top = rows
         .iter()
@@ -294,7 +341,7 @@ pub(super) fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
         y_min: 0.0,
         y_max: nice_max(top),
     };
-    plot.open(out, "Monthly predicted vs realized", "", "closure rate")?;
+    plot.open(out, title, "", y_title)?;
     monthly_band(out, &plot, rows)?;
     let realized: Vec<(f64, f64)> = rows
         .iter()
@@ -315,6 +362,53 @@ pub(super) fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
         "<p class=\"legend\"><span><span class=\"swatch\" style=\"border-color:#1f5fbf\"></span>realized (band: 95% interval)</span>\
          <span><span class=\"swatch\" style=\"border-color:#e08a1e;border-top-style:dashed\"></span>mean predicted</span>\
          red dots: prediction outside the interval</p></figure>"
+    )
+}
+
+/// `--funnel`: one bar per stage, as long as the leads that reached it, each step's rate and
+/// interval written between the bars.
+pub(super) fn funnel(out: &mut String, f: &Funnel) -> fmt::Result {
+    writeln!(out, "<figure><figcaption>Funnel</figcaption>")?;
+    let most = f.reached.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let stages = f.stages.len().max(1) as f64;
+    let slot = (HEIGHT - TOP - BOTTOM) / stages;
+    let bar = slot * 0.55;
+    write!(
+        out,
+        r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="Funnel">"#
+    )?;
+    let span = WIDTH - LEFT - RIGHT;
+    for (i, (stage, &n)) in f.stages.iter().zip(&f.reached).enumerate() {
+        let width = (n as f64 / most * span).max(1.0);
+        let x = LEFT + (span - width) / 2.0;
+        let y = TOP + i as f64 * slot;
+        write!(
+            out,
+            r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{bar:.1}"><title>{}: {n} leads</title></rect><text x="{:.1}" y="{:.1}" text-anchor="middle">{} · {n}</text>"#,
+            esc(stage),
+            WIDTH / 2.0,
+            y + bar / 2.0 + 4.0,
+            esc(stage)
+        )?;
+        if let Some(step) = f.steps.get(i) {
+            write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">↓ {} [{}, {}]{}</text>"#,
+                WIDTH / 2.0,
+                y + bar + (slot - bar) / 2.0 + 4.0,
+                pct(step.rate),
+                pct(step.ci_low),
+                pct(step.ci_high),
+                step.median_days
+                    .map_or_else(String::new, |d| format!(", median {d} days"))
+            )?;
+        }
+    }
+    writeln!(out, "</svg>")?;
+    writeln!(
+        out,
+        "<p class=\"legend\">bars: leads that reached each stage; between them: the step's \
+         conversion with its 95% interval</p></figure>"
     )
 }
 

@@ -4,6 +4,7 @@
 //! Charts: a reliability diagram with 95% intervals, the cumulative gains curve, the score
 //! histogram against training, and monthly predicted against realized closure rates.
 
+use super::funnel::StepRow;
 use super::{BandRow, Drift, Evaluation, Metrics, Mode, RateRow};
 use std::fmt::{self, Write as _};
 
@@ -118,12 +119,18 @@ fn render_into(e: &Evaluation, out: &mut String) -> fmt::Result {
     gains(out, e)?;
     histogram(out, e)?;
     monthly(out, e)?;
+    charts::cohorts(out, e)?;
+    if let Some(f) = &e.funnel {
+        charts::funnel(out, f)?;
+    }
     writeln!(out, "</div>")?;
     calibration_section(out, e)?;
     writeln!(out, "<h2>Closure rate per grade</h2>")?;
     rates(out, "grade", &e.grades, e.metrics.realized_rate)?;
     deciles(out, e)?;
     segment_sections(out, e)?;
+    cohort_section(out, e)?;
+    funnel_section(out, e)?;
     drift_section(out, e)?;
     feature_drift_section(out, e)?;
     inputs_section(out, e)?;
@@ -156,8 +163,11 @@ fn head(out: &mut String, e: &Evaluation) -> fmt::Result {
     if let Some(meaning) = &e.probability_meaning {
         writeln!(out, "<p class=\"sub\">Probability: {}</p>", esc(meaning))?;
     }
-    if let Some(caveat) = e.horizon_caveat() {
-        writeln!(out, "<p class=\"insample\">{}</p>", esc(&caveat))?;
+    if let Some(window) = e.window_summary() {
+        writeln!(out, "<p class=\"sub\">Window: {}</p>", esc(&window))?;
+    }
+    if let Some(note) = e.open_leads_note() {
+        writeln!(out, "<p class=\"sub\">Note: {}</p>", esc(&note))?;
     }
     if let Some(in_sample) = &e.in_sample {
         writeln!(
@@ -380,6 +390,110 @@ fn segment_sections(out: &mut String, e: &Evaluation) -> fmt::Result {
         rates(out, "month", &months.rows, average)?;
     }
     Ok(())
+}
+
+/// A horizon model's cohort table.
+fn cohort_section(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let (Some(rows), Some(days)) = (&e.cohorts, e.horizon_days) else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "<h2>Cohorts: closure within {days} days per month</h2><p class=\"note\">Maturing leads \
+         (window not passed) are counted, never evaluated. <span class=\"tag off\">off</span> \
+         the mean prediction lies outside the realized rate's interval.</p>"
+    )?;
+    writeln!(
+        out,
+        "<table><tr><th>month</th><th>leads</th><th>matured</th><th>maturing</th><th>won within</th>\
+         <th>predicted</th><th>realized</th><th>95% interval</th><th></th></tr>"
+    )?;
+    let or_dash = |x: Option<f64>| x.map_or_else(|| "–".into(), pct);
+    for r in rows {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            esc(&r.month),
+            r.leads,
+            r.matured,
+            r.maturing,
+            r.won_within,
+            or_dash(r.mean_predicted),
+            or_dash(r.realized_rate),
+            if r.matured > 0 {
+                format!("{}–{}", pct(r.ci_low), pct(r.ci_high))
+            } else {
+                "–".into()
+            },
+            if r.prediction_outside {
+                "<span class=\"tag off\">off</span>"
+            } else {
+                ""
+            }
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+/// `--funnel`: the steps overall, per segment and per month of entering the stage.
+fn funnel_section(out: &mut String, e: &Evaluation) -> fmt::Result {
+    let Some(f) = &e.funnel else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "<h2>Funnel</h2><p class=\"note\">{} leads. Days between stages by nearest rank over the \
+         converted leads with both dates.</p>",
+        f.leads
+    )?;
+    step_table(out, "", &f.steps)?;
+    for table in &f.segments {
+        writeln!(out, "<h3>Funnel per {}</h3>", esc(&table.column))?;
+        step_table(out, &table.column, &table.rows)?;
+    }
+    if !f.months.is_empty() {
+        writeln!(out, "<h3>Funnel per month of entering the stage</h3>")?;
+        step_table(out, "month", &f.months)?;
+    }
+    Ok(())
+}
+
+fn step_table(out: &mut String, group: &str, rows: &[StepRow]) -> fmt::Result {
+    let grouped = !group.is_empty();
+    writeln!(
+        out,
+        "<table><tr><th>step</th>{}<th>entered</th><th>converted</th><th>rate</th>\
+         <th>95% interval</th><th>median days</th><th>90th percentile days</th></tr>",
+        if grouped {
+            format!("<th>{}</th>", esc(group))
+        } else {
+            String::new()
+        }
+    )?;
+    let days = |d: Option<i64>| d.map_or_else(|| "–".into(), |d| d.to_string());
+    for r in rows {
+        writeln!(
+            out,
+            "<tr><td>{} → {}</td>{}<td>{}</td><td>{}</td><td>{}</td><td>{}–{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            esc(&r.from),
+            esc(&r.to),
+            if grouped {
+                format!("<td>{}</td>", esc(&r.group))
+            } else {
+                String::new()
+            },
+            r.entered,
+            r.converted,
+            pct(r.rate),
+            pct(r.ci_low),
+            pct(r.ci_high),
+            days(r.median_days),
+            days(r.p90_days)
+        )?;
+    }
+    writeln!(out, "</table>")
 }
 
 fn drift_section(out: &mut String, e: &Evaluation) -> fmt::Result {
