@@ -19,12 +19,18 @@ use std::process::ExitCode;
     leadscore train --data Leads.csv --target Converted --id \"Prospect ID\" --na Select \\\n      \
     --drop \"Tags,Lead Quality\" --promote always --json\n  \
     leadscore train --data leads.csv --target converted --id lead_id \\\n      \
-    --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n\n\
+    --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n  \
+    leadscore train --data leads.csv --target converted --id lead_id \\\n      \
+    --horizon 90 --period 30 --date created_at --closed-at closed_at\n\n\
 With --horizon the probability is P(closes within the next DAYS days): a lead counts as won \
 only when won within DAYS of its created date; leads created less than DAYS before the as-of \
 date are maturing (left out, never counted as lost); lost leads, leads won later and leads \
 still open past DAYS are not won. Without it, the probability is P(ever closes), learned from \
-the leads whose outcome was known (open leads left out).")]
+the leads whose outcome was known (open leads left out). With --horizon, scores age: each lead \
+is a training row at every age 0, P, 2P, … days (P = --period) at which it was still open and \
+its next DAYS days had passed, with its age as a feature (and age × the attributes that set the \
+pace, chosen by validation), so the probability is P(closes within the next DAYS days | still \
+open at its age).")]
 pub struct TrainArgs {
     /// CSV export of historic leads (header row; `,` or `;`).
     #[arg(long)]
@@ -52,6 +58,13 @@ pub struct TrainArgs {
     /// date in the file.
     #[arg(long, value_name = "DATE", requires = "horizon", value_parser = as_of_date)]
     as_of: Option<chrono::NaiveDate>,
+    /// Spacing of the landmark ages in days (with --horizon): a lead is a training row at ages
+    /// 0, P, 2P, … while still open, so its score ages; 0 learns from new leads only (age 0).
+    #[arg(long, value_name = "DAYS", requires = "horizon", default_value_t = 30)]
+    period: u32,
+    /// Keep the age additive (with --horizon): no age × attribute interactions are tried.
+    #[arg(long, requires = "horizon")]
+    no_age_interactions: bool,
     /// A won lead without a closed date (with --horizon): fail (default) names its line; drop
     /// leaves such leads out, counted.
     #[arg(long, value_enum, value_name = "WHAT", requires = "horizon")]
@@ -139,6 +152,8 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         closed_at: args.closed_at.clone(),
         as_of: args.as_of,
         won_without_date: args.won_without_date.unwrap_or_default(),
+        period_days: (args.period > 0).then_some(args.period),
+        age_interactions: !args.no_age_interactions,
     });
     if let Ok(at) = std::env::var(TRAINED_AT_ENV) {
         let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
@@ -153,7 +168,7 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 }
 
 /// `--as-of`: a date in any format the data's dates may have.
-fn as_of_date(text: &str) -> Result<chrono::NaiveDate, String> {
+pub(super) fn as_of_date(text: &str) -> Result<chrono::NaiveDate, String> {
     crate::schema::parse_date(text)
         .ok_or_else(|| format!("{text:?} is not a date (use YYYY-MM-DD)"))
 }
