@@ -139,6 +139,39 @@ impl ModelArtifact {
     }
 }
 
+impl ModelArtifact {
+    /// For a model that ages its scores, one line on how: the landmark ages, the rows, the
+    /// age interactions chosen and the validation log loss they bought; the reference of its
+    /// percentiles and grades.
+    pub fn aging_description(&self) -> Option<String> {
+        let (aging, h) = (self.aging.as_ref()?, self.horizon.as_ref()?);
+        let base = aging.selection.first().map(|s| s.1);
+        let chosen = aging
+            .selection
+            .iter()
+            .find(|s| s.0 == aging.interactions.join(" + "))
+            .map(|s| s.1);
+        let interactions = if aging.interactions.is_empty() {
+            "age enters alone (no age × attribute interaction lowered the validation log loss)"
+                .to_string()
+        } else {
+            format!(
+                "age × {} (validation log loss {} → {})",
+                aging.interactions.join(", age × "),
+                base.map_or_else(|| "?".into(), |l| format!("{l:.4}")),
+                chosen.map_or_else(|| "?".into(), |l| format!("{l:.4}"))
+            )
+        };
+        Some(format!(
+            "landmark ages every {} days up to {} days ({} rows: each lead at every age it was \
+             still open); {interactions}; percentiles and grades against all landmark rows",
+            h.period_days.unwrap_or(0),
+            aging.max_age_days,
+            aging.landmark_rows
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSummary {
     pub file: String,

@@ -182,6 +182,7 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "promotion": promotion,
         "data": a.data,
         "horizon": a.horizon,
+        "aging": a.aging,
         "probability_meaning": a.probability_meaning(),
         "holdout": a.holdout,
         "regularisation": a.regularisation,
@@ -243,7 +244,20 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
         Some(h) => summarise_horizon(out, d, h),
     }
     outln!(out, "meaning    {}", a.probability_meaning());
-    outln!(out, "holdout    {} leads, {}", m.leads, a.holdout.method);
+    if let Some(aging) = a.aging_description() {
+        outln!(out, "ages       {aging}");
+    }
+    outln!(
+        out,
+        "holdout    {} {}, {}",
+        m.leads,
+        if a.aging.is_some() {
+            "landmark rows"
+        } else {
+            "leads"
+        },
+        a.holdout.method
+    );
     outln!(
         out,
         "           ROC AUC {}  log loss {:.4}  Brier {:.4}  ECE {:.4}",
