@@ -108,7 +108,7 @@ impl ModelArtifact {
     pub fn probability_meaning(&self) -> String {
         match &self.horizon {
             Some(h) if self.aging.is_some() => format!(
-                "P(closes within the next {} days | still open at its age): learned from every \
+                "P(closes within the next {} days), for a lead still open at its age: learned from every \
                  lead at each age (0, {}, {}, … days) it was still open and its next {} days had \
                  passed by {}",
                 h.days,

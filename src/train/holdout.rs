@@ -124,8 +124,10 @@ pub(super) fn split(
 }
 
 /// Splits landmark rows by lead, so no lead is on both sides (its rows at different ages are
-/// alike, and a lead seen in training would flatter the holdout): the leads whose latest
-/// landmark date is most recent are held out, until they hold `holdout_share` of the rows.
+/// alike, and a lead seen in training would flatter the holdout): the most recently created
+/// leads (their first landmark date) are held out, until they hold `holdout_share` of the rows.
+/// Keying by a lead's last landmark date instead would hold out the leads open longest, which
+/// are mostly the ones never won.
 pub(super) fn split_landmarks(
     table: &Table,
     config: &TrainConfig,
@@ -133,12 +135,12 @@ pub(super) fn split_landmarks(
     created_column: &str,
 ) -> Result<Holdout, TrainError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
-    // Each lead's rows are contiguous and its last row has its latest landmark date.
+    // Each lead's rows are contiguous and its first row is at age 0, dated its created date.
     let mut leads: Vec<(chrono::NaiveDate, usize, usize)> = Vec::new();
     let mut start = 0;
     for i in 1..=landmarks.rows.len() {
         if i == landmarks.rows.len() || landmarks.rows[i] != landmarks.rows[start] {
-            leads.push((landmarks.dates[i - 1], start, i));
+            leads.push((landmarks.dates[start], start, i));
             start = i;
         }
     }
@@ -171,10 +173,10 @@ pub(super) fn split_landmarks(
         won: order.iter().map(|&i| landmarks.won[i]).collect(),
         n_train,
         method: format!(
-            "the leads of the most recent {:.0}% of landmark rows by landmark date ({:?} + \
-             age), each lead on one side only",
-            config.holdout_share * 100.0,
-            created_column
+            "the most recently created leads ({:?}) holding {:.0}% of the landmark rows, each \
+             lead on one side only",
+            created_column,
+            config.holdout_share * 100.0
         ),
         date_range,
         ages: Some(order.iter().map(|&i| landmarks.ages[i]).collect()),

@@ -344,4 +344,32 @@ mod tests {
             (2, 1, 1, 1)
         );
     }
+
+    /// Landmark rows at ages 0, 30, 60 with a 30-day horizon, as of 2025-12-31: a lead is a row
+    /// while still open at the landmark and its window has passed; won only within its window.
+    #[test]
+    fn landmark_rows_follow_each_lead_while_open() {
+        let as_of = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
+        let leads = [
+            // Won on day 45: open at 0 (not won within 30) and 30 (won within (30, 60]); decided
+            // by 60.
+            lead(Outcome::Won, "2025-01-01", Some("2025-02-15")),
+            // Open throughout, created 70 days before as-of: ages 0 and 30 have passed windows
+            // (30 + 30 = 60 ≤ 70), 60 not (90 > 70).
+            lead(Outcome::Open, "2025-10-22", None),
+            // Lost on day 10: age 0 only.
+            lead(Outcome::Lost, "2025-01-01", Some("2025-01-11")),
+            // Lost without a date: age 0 only.
+            lead(Outcome::Lost, "2025-01-01", None),
+        ];
+        let mut leads = leads;
+        for (i, l) in leads.iter_mut().enumerate() {
+            l.row = i;
+        }
+        let l = landmarks(30, 30, as_of, &leads);
+        assert_eq!(l.rows, vec![0, 0, 1, 1, 2, 3]);
+        assert_eq!(l.ages, vec![0, 30, 0, 30, 0, 0]);
+        assert_eq!(l.won, vec![false, true, false, false, false, false]);
+        assert_eq!(l.max_age_days, 30);
+    }
 }
