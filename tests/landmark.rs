@@ -4,6 +4,7 @@
 //! next 90 days | still open at its age) in every company size × age cell; age alone, and the
 //! ever-close model, miss. Older horizon models (no period) load and score as age-0 models.
 
+use crate::horizon::{read_truth, sample_with_truth};
 use crate::json_api::call;
 use crate::server::{registry, score_request, start_serving};
 use chrono::NaiveDate;
@@ -61,17 +62,7 @@ type Cells = BTreeMap<(String, i64), (f64, Vec<f64>, usize)>;
 #[test]
 fn aging_scores_match_the_truth_per_company_size_and_age() {
     let dir = tempfile::tempdir().unwrap();
-    let (all, truth) = (dir.path().join("all.csv"), dir.path().join("truth.csv"));
-    leadscore::sample::write(
-        &all,
-        &SampleOptions {
-            rows: 40_000,
-            seed: 11,
-            closed_dates: true,
-            truth: Some(truth.clone()),
-        },
-    )
-    .unwrap();
+    let (all, truth) = sample_with_truth(dir.path());
     // Time-ordered: trained on the export as known on the as-of date, checked on the leads
     // open on that date.
     let as_of = day("2025-10-31");
@@ -112,14 +103,7 @@ fn aging_scores_match_the_truth_per_company_size_and_age() {
             .is_empty()
     );
 
-    let p_won: HashMap<String, (String, f64)> = csv::Reader::from_path(&truth)
-        .unwrap()
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (r[0].to_string(), (r[1].to_string(), r[2].parse().unwrap()))
-        })
-        .collect();
+    let p_won = read_truth(&truth);
     let table = read_csv(&older).unwrap();
     let ids = table.column(table.column_index("lead_id").unwrap());
     let created = table.column(table.column_index("created_at").unwrap());
