@@ -110,20 +110,19 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let (x, aging) = match (&landmarks, &horizon, &holdout.ages) {
         (Some(l), Some(h), Some(ages)) => {
             let n = holdout.n_train;
-            let selection = timed(&mut timings.select_alpha, || {
-                aging::select(
-                    &solver,
-                    &encoder,
-                    h.days,
-                    l.max_age_days,
-                    x.slice(ndarray::s![..n, ..]),
-                    &ages[..n],
-                    &holdout.won[..n],
-                    &holdout.rows[..n],
-                    config.horizon.as_ref().is_none_or(|h| h.age_interactions),
-                    progress,
-                )
-            })?;
+            let started = Instant::now();
+            let selection = aging::select(
+                &solver,
+                &encoder,
+                h.days,
+                l.max_age_days,
+                x.slice(ndarray::s![..n, ..]),
+                &ages[..n],
+                &holdout.won[..n],
+                &holdout.rows[..n],
+                config.horizon.as_ref().is_none_or(|h| h.age_interactions),
+                progress,
+            )?;
             let terms = crate::aging::AgeTerms::new(
                 &encoder,
                 h.days,
@@ -132,6 +131,9 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
             )
             .map_err(TrainError::Solver)?;
             let widened = aging::widen(x.view(), ages, &terms);
+            // The encoder's matrix is in the widened one: free it before the fits.
+            drop(x);
+            timings.age_terms = started.elapsed().as_secs_f64();
             let record = crate::aging::Aging {
                 max_age_days: l.max_age_days,
                 interactions: selection.interactions,
