@@ -9,6 +9,7 @@
 //!   (fitted once per training, applied on every scoring path).
 //! - [`train`] splits, fits (linfa-logistic) and measures a model, one step per file; the only
 //!   user of linfa.
+//! - [`aging`] turns a lead's age into the age terms of a model that ages its scores.
 //! - [`model`] is the versioned artifact and the scoring arithmetic over it.
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.
@@ -21,6 +22,7 @@
 //!   ([`server::pb`]).
 //! - [`cli`] parses the command line and prints results.
 
+pub mod aging;
 pub mod cli;
 pub mod data;
 pub mod encoder;

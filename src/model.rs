@@ -4,6 +4,7 @@
 //! score, and a record of how it was trained. Scoring is plain arithmetic over it (architecture
 //! invariant: only `train` touches linfa), so the server needs nothing but this file.
 
+use crate::aging::{AgeTerms, Aging};
 use crate::encoder::{
     Encoding, FeatureEncoder, Quoted, RateStat, RawValue, Reading, ValueError, format_number,
 };
@@ -48,6 +49,10 @@ pub struct ModelArtifact {
     /// probability is that a lead ever closes. Absent in older models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<Horizon>,
+    /// With landmark training (`--horizon` with a period): how the lead's age enters the
+    /// probability. Absent, the probability is for a new lead (age 0) whatever its age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aging: Option<Aging>,
 }
 
 /// What a horizon model's probability means and how its labels were made: a lead counts as won
@@ -102,6 +107,16 @@ impl ModelArtifact {
     /// shows a probability: the same words everywhere.
     pub fn probability_meaning(&self) -> String {
         match &self.horizon {
+            Some(h) if self.aging.is_some() => format!(
+                "P(closes within the next {} days), for a lead still open at its age: learned from every \
+                 lead at each age (0, {}, {}, … days) it was still open and its next {} days had \
+                 passed by {}",
+                h.days,
+                h.period_days.unwrap_or(0),
+                2 * h.period_days.unwrap_or(0),
+                h.days,
+                h.as_of
+            ),
             Some(h) => format!(
                 "P(closes within the next {} days) for a new lead: learned from leads created by \
                  {}, {} days before {} (leads created later were still maturing), counted as won \
@@ -121,6 +136,39 @@ impl ModelArtifact {
                 self.data.open_rows
             ),
         }
+    }
+}
+
+impl ModelArtifact {
+    /// For a model that ages its scores, one line on how: the landmark ages, the rows, the
+    /// age interactions chosen and the validation log loss they bought; the reference of its
+    /// percentiles and grades.
+    pub fn aging_description(&self) -> Option<String> {
+        let (aging, h) = (self.aging.as_ref()?, self.horizon.as_ref()?);
+        let base = aging.selection.first().map(|s| s.1);
+        let chosen = aging
+            .selection
+            .iter()
+            .find(|s| s.0 == aging.interactions.join(" + "))
+            .map(|s| s.1);
+        let interactions = if aging.interactions.is_empty() {
+            "age enters alone (no age × attribute interaction lowered the validation log loss)"
+                .to_string()
+        } else {
+            format!(
+                "age × {} (validation log loss {} → {})",
+                aging.interactions.join(", age × "),
+                base.map_or_else(|| "?".into(), |l| format!("{l:.4}")),
+                chosen.map_or_else(|| "?".into(), |l| format!("{l:.4}"))
+            )
+        };
+        Some(format!(
+            "landmark ages every {} days up to {} days ({} rows: each lead at every age it was \
+             still open); {interactions}; percentiles and grades against all landmark rows",
+            h.period_days.unwrap_or(0),
+            aging.max_age_days,
+            aging.landmark_rows
+        ))
     }
 }
 
@@ -267,6 +315,8 @@ pub struct Model {
     /// Each attribute's training range `[min, max]` (unbounded for non-numeric ones), so that
     /// checking a number against it is two comparisons on the scoring path.
     ranges: Vec<(f64, f64)>,
+    /// The age terms of a model that ages its scores, resolved against the encoder.
+    age_terms: Option<AgeTerms>,
 }
 
 impl Model {
@@ -294,7 +344,17 @@ impl Model {
                 artifact.format_version
             ));
         }
-        let width = artifact.encoder.width();
+        let age_terms = match (&artifact.aging, &artifact.horizon) {
+            (Some(aging), Some(h)) => Some(AgeTerms::new(
+                &artifact.encoder,
+                h.days,
+                aging.max_age_days,
+                &aging.interactions,
+            )?),
+            (Some(_), None) => return Err("aging without a horizon".into()),
+            (None, _) => None,
+        };
+        let width = artifact.encoder.width() + age_terms.as_ref().map_or(0, AgeTerms::width);
         if artifact.coefficients.len() != width {
             return Err(format!(
                 "{} coefficients for {width} encoded features",
@@ -400,6 +460,7 @@ impl Model {
             average_logit,
             imputed,
             ranges,
+            age_terms,
         })
     }
 
@@ -428,24 +489,122 @@ impl Model {
                 .sum::<f64>()
     }
 
-    /// Scores one lead; `value(i)` is the value of attribute `i` of the encoder.
+    /// Scores one lead as a new lead (age 0); `value(i)` is the value of attribute `i` of the
+    /// encoder.
     pub fn score<'v>(
         &self,
         value: impl FnMut(usize) -> RawValue<'v>,
         explain: usize,
     ) -> Result<Scored, ValueError> {
-        let mut features = vec![0.0; self.artifact.coefficients.len()];
+        self.score_at(value, Some(0.0), explain)
+    }
+
+    /// Scores one lead `age_days` old (see [`Model::lead_age`]); the age matters only to a
+    /// model that ages its scores, which scores a lead of unknown age (`None`) as new, saying
+    /// so.
+    pub fn score_at<'v>(
+        &self,
+        value: impl FnMut(usize) -> RawValue<'v>,
+        age_days: Option<f64>,
+        explain: usize,
+    ) -> Result<Scored, ValueError> {
+        let mut features = vec![0.0; self.artifact.encoder.width()];
         let mut readings = Vec::with_capacity(self.artifact.encoder.attributes.len());
         self.artifact
             .encoder
             .encode_row(value, &mut features, &mut readings)?;
-        Ok(self.score_encoded(&features, &readings, explain))
+        Ok(self.score_encoded_at(&features, &readings, age_days, explain))
     }
 
-    /// Scores an encoded row (see [`FeatureEncoder::encode_row`]).
+    /// Scores an encoded row (see [`FeatureEncoder::encode_row`]) as a new lead.
     pub fn score_encoded(&self, features: &[f64], readings: &[Reading], explain: usize) -> Scored {
-        let probability = sigmoid(self.logit(features));
+        self.score_encoded_at(features, readings, Some(0.0), explain)
+    }
+
+    /// Whether the model's probability depends on the lead's age.
+    pub fn ages(&self) -> bool {
+        self.age_terms.is_some()
+    }
+
+    /// The created-date column a model that ages its scores reads a lead's age from.
+    pub fn created_column(&self) -> Option<&str> {
+        self.age_terms.as_ref()?;
+        self.artifact
+            .horizon
+            .as_ref()
+            .map(|h| h.created_column.as_str())
+    }
+
+    /// A lead's age in days at `today`: the explicit `age_days` value if given, else from its
+    /// created date (a missing-value token counts as not given); `Ok(None)`: neither given.
+    pub fn lead_age(
+        &self,
+        age_days: Option<&str>,
+        created: Option<&str>,
+        today: chrono::NaiveDate,
+    ) -> Result<Option<f64>, String> {
+        let tokens = &self.artifact.encoder.missing_tokens;
+        crate::aging::lead_age(
+            age_days.filter(|v| !tokens.is_missing(v)),
+            created.filter(|v| !tokens.is_missing(v)),
+            today,
+        )
+    }
+
+    /// Scores an encoded row (the encoder's columns) of a lead `age_days` old.
+    pub fn score_encoded_at(
+        &self,
+        encoded: &[f64],
+        readings: &[Reading],
+        age_days: Option<f64>,
+        explain: usize,
+    ) -> Scored {
         let mut warnings = Vec::new();
+        let aged;
+        let mut used_age = None;
+        let features = match &self.age_terms {
+            Some(terms) => {
+                let age = match age_days {
+                    Some(a) if a < 0.0 => {
+                        warnings.push(format!(
+                            "age: created {} days after the time of scoring; scored as a new \
+                             lead (age 0)",
+                            format_number(-a)
+                        ));
+                        0.0
+                    }
+                    Some(a) if a > terms.max_age_days() => {
+                        warnings.push(format!(
+                            "age: {} days is older than the oldest age learned ({} days); \
+                             scored at {} days",
+                            format_number(a),
+                            format_number(terms.max_age_days()),
+                            format_number(terms.max_age_days())
+                        ));
+                        a
+                    }
+                    Some(a) => a,
+                    None => {
+                        warnings.push(format!(
+                            "age: neither {} nor the created date {:?} given; scored as a new \
+                             lead (age 0)",
+                            crate::aging::AGE_FIELD,
+                            self.created_column().unwrap_or_default()
+                        ));
+                        0.0
+                    }
+                };
+                let mut row = encoded.to_vec();
+                row.resize(encoded.len() + terms.width(), 0.0);
+                let (head, tail) = row.split_at_mut(encoded.len());
+                terms.extend(head, age, tail);
+                aged = row;
+                used_age = Some(age);
+                &aged[..]
+            }
+            None => encoded,
+        };
+        let probability = sigmoid(self.logit(features));
         let mut out_of_range = Vec::new();
         for (i, (((attribute, reading), imputed), &(min, max))) in self
             .artifact
@@ -480,7 +639,7 @@ impl Model {
             percentile: self.percentile(probability),
             grade: self.grade(probability).to_string(),
             factors: if explain > 0 {
-                self.factors(features, readings, explain)
+                self.factors(features, readings, used_age, explain)
             } else {
                 Vec::new()
             },
@@ -490,11 +649,20 @@ impl Model {
     }
 
     /// Top `k` positive and top `k` negative attribute contributions.
-    fn factors(&self, features: &[f64], readings: &[Reading], k: usize) -> Vec<Factor> {
+    /// With an age (a model that ages its scores), the age is one more factor: its terms,
+    /// interactions included, against the average training row.
+    fn factors(
+        &self,
+        features: &[f64],
+        readings: &[Reading],
+        age_days: Option<f64>,
+        k: usize,
+    ) -> Vec<Factor> {
         let coefficients = &self.artifact.coefficients;
         let attributes = &self.artifact.encoder.attributes;
+        let width = self.artifact.encoder.width();
         // Contributions first; only the chosen attributes are described (which allocates).
-        let contributions: Vec<f64> = attributes
+        let mut contributions: Vec<f64> = attributes
             .iter()
             .map(|attribute| {
                 let range = attribute.offset..attribute.offset + attribute.width();
@@ -505,11 +673,29 @@ impl Model {
                     .sum()
             })
             .collect();
+        if age_days.is_some() {
+            contributions.push(
+                coefficients[width..]
+                    .iter()
+                    .zip(&features[width..])
+                    .map(|(c, x)| c.weight * (x - c.mean))
+                    .sum(),
+            );
+        }
         let (positive, negative) = chosen_factors(&contributions, k);
         positive
             .into_iter()
             .chain(negative)
             .map(|i| {
+                if i == attributes.len() {
+                    return Factor {
+                        field: crate::aging::AGE_FIELD.into(),
+                        value: format_number(age_days.unwrap_or(0.0)),
+                        log_odds: contributions[i],
+                        closure_rate: None,
+                        support: 0,
+                    };
+                }
                 let (value, RateStat { leads, wins }) = attributes[i].describe(&readings[i]);
                 Factor {
                     field: attributes[i].name.clone(),

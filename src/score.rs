@@ -23,13 +23,32 @@ pub struct ScoredTable {
     pub absent_columns: Vec<String>,
 }
 
-/// Scores every row of `table`. The lead id comes from `id_column` (else the model's id
-/// column when the file has it, else the line number).
+/// Scores every row of `table` as of today (UTC): see [`score_table_at`].
 pub fn score_table(
     model: &Model,
     table: &Table,
     id_column: Option<&str>,
     explain: usize,
+) -> Result<ScoredTable, DataError> {
+    score_table_at(
+        model,
+        table,
+        id_column,
+        explain,
+        chrono::Utc::now().date_naive(),
+    )
+}
+
+/// Scores every row of `table`, each lead as old as it is on `today` when the model ages its
+/// scores: its age is the `age_days` column if the file has one and the row fills it, else the
+/// days from the model's created-date column to `today`. The lead id comes from `id_column`
+/// (else the model's id column when the file has it, else the line number).
+pub fn score_table_at(
+    model: &Model,
+    table: &Table,
+    id_column: Option<&str>,
+    explain: usize,
+    today: chrono::NaiveDate,
 ) -> Result<ScoredTable, DataError> {
     let id = match id_column.or(model.artifact.target.id_column.as_deref()) {
         Some(name) if id_column.is_some() => Some(table.column_index(name)?),
@@ -45,22 +64,44 @@ pub fn score_table(
         .filter(|(_, c)| c.is_none())
         .map(|(a, _)| a.name.clone())
         .collect();
+    let header = |name: &str| {
+        table
+            .headers
+            .iter()
+            .position(|h| crate::names::same(h, name))
+    };
+    let (age_column, created_column) = match model.created_column() {
+        Some(created) => (header(crate::aging::AGE_FIELD), header(created)),
+        None => (None, None),
+    };
     let mut rows = Vec::with_capacity(table.rows());
     for row in 0..table.rows() {
         let line = table.lines[row];
+        let malformed = |message: String| DataError::Malformed {
+            path: table.path.clone(),
+            line,
+            message,
+        };
+        let age = match model.created_column() {
+            Some(created) => model
+                .lead_age(
+                    age_column.map(|c| table.column(c).get(row)),
+                    created_column.map(|c| table.column(c).get(row)),
+                    today,
+                )
+                .map_err(|e| malformed(format!("column {created:?} or age_days: {e}")))?,
+            None => Some(0.0),
+        };
         let scored = model
-            .score(
+            .score_at(
                 |a| match columns[a] {
                     Some(c) => RawValue::Text(table.column(c).get(row)),
                     None => RawValue::Missing,
                 },
+                age,
                 explain,
             )
-            .map_err(|e| DataError::Malformed {
-                path: table.path.clone(),
-                line,
-                message: format!("column {:?}: {}", e.field, e.message),
-            })?;
+            .map_err(|e| malformed(format!("column {:?}: {}", e.field, e.message)))?;
         let lead_id = match id {
             Some(c) => table.column(c).get(row).to_string(),
             None => format!("line {line}"),

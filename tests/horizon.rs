@@ -620,13 +620,10 @@ pub(crate) fn split_at_creation(all: &Path, cut: NaiveDate, dir: &Path) -> (Path
     (older_path, newer_path)
 }
 
-/// Known truth: on sample leads that close later the larger the company, a 90-day horizon model
-/// trained on the older leads predicts, for the newer leads, P(won within 90 days) per company
-/// size within 3 points of the truth; the ever-close model overstates it for the slow sizes.
-#[test]
-fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let (all, truth) = (dir.path().join("all.csv"), dir.path().join("truth.csv"));
+/// 40,000 sample leads with closed dates in `dir` (`all.csv`) and their true P(ever won)
+/// (`truth.csv`).
+pub(crate) fn sample_with_truth(dir: &Path) -> (PathBuf, PathBuf) {
+    let (all, truth) = (dir.join("all.csv"), dir.join("truth.csv"));
     leadscore::sample::write(
         &all,
         &SampleOptions {
@@ -637,6 +634,28 @@ fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
         },
     )
     .unwrap();
+    (all, truth)
+}
+
+/// The `--truth` file: lead id → (company size, true P(ever won)).
+pub(crate) fn read_truth(truth: &Path) -> HashMap<String, (String, f64)> {
+    csv::Reader::from_path(truth)
+        .unwrap()
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), (r[1].to_string(), r[2].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Known truth: on sample leads that close later the larger the company, a 90-day horizon model
+/// trained on the older leads predicts, for the newer leads, P(won within 90 days) per company
+/// size within 3 points of the truth; the ever-close model overstates it for the slow sizes.
+#[test]
+fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, truth) = sample_with_truth(dir.path());
     // Time-ordered: the training export is the leads created before October, with their
     // outcomes as known on 2025-09-30; the new leads are those created from October on.
     split_at_creation(&all, day("2025-10-01"), dir.path());
@@ -655,14 +674,7 @@ fn a_horizon_model_predicts_closure_within_90_days_per_company_size() {
         "the latest date of the older export"
     );
 
-    let p_won: HashMap<String, (String, f64)> = csv::Reader::from_path(&truth)
-        .unwrap()
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            (r[0].to_string(), (r[1].to_string(), r[2].parse().unwrap()))
-        })
-        .collect();
+    let p_won = read_truth(&truth);
     let newer = read_csv(&dir.path().join("newer.csv")).unwrap();
     let ids = newer.column(newer.column_index("lead_id").unwrap());
     let size_of = |row: usize| p_won[ids.get(row)].0.clone();

@@ -10,6 +10,7 @@ mod feature_drift;
 mod hardening;
 mod horizon;
 mod json_api;
+mod landmark;
 mod leakage;
 mod names;
 mod properties;

@@ -101,6 +101,9 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                 model.version(),
                 model.artifact.probability_meaning()
             );
+            if let Some(aging) = model.artifact.aging_description() {
+                errln!("{}: {aging}", model.version());
+            }
         }
         ModelsCommand::Promote { version, dir } => {
             Registry::new(&dir.models)

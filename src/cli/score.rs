@@ -1,7 +1,7 @@
 use crate::data::read_csv;
 use crate::fsutil::AtomicFile;
 use crate::registry::Registry;
-use crate::score::{score_table, write_csv};
+use crate::score::{score_table_at, write_csv};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,11 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     leadscore score --data new_leads.csv --top 20 --explain 3\n  \
-    leadscore score --data new_leads.csv --out scored.csv --version 20261123-101530-ab12cd")]
+    leadscore score --data new_leads.csv --out scored.csv --version 20261123-101530-ab12cd\n  \
+    leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n\n\
+A model trained with --horizon and a period ages its scores: each lead's age is its age_days \
+column if filled, else the days from its created date (the model's created-date column) to \
+--as-of (default: today, UTC); a lead with neither is scored as new (age 0), with a warning.")]
 pub struct ScoreArgs {
     /// CSV of leads (same columns as training; the outcome column, if present, is ignored).
     #[arg(long)]
@@ -33,6 +37,10 @@ pub struct ScoreArgs {
     /// Top K positive and K negative factors per lead.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=50))]
     explain: u32,
+    /// The day leads' ages are counted to (YYYY-MM-DD), for a model that ages its scores;
+    /// default: today (UTC). Fix it for reproducible scores.
+    #[arg(long, value_name = "DATE", value_parser = super::train::as_of_date)]
+    as_of: Option<chrono::NaiveDate>,
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
@@ -40,7 +48,21 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let model = registry.load_or_current(args.version.as_deref())?;
     let table = read_csv(&args.data)?;
     let explain = args.explain as usize;
-    let mut scored = score_table(&model, &table, args.id.as_deref(), explain)?;
+    let today = args
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let mut scored = score_table_at(&model, &table, args.id.as_deref(), explain, today)?;
+    if let Some(created) = model.created_column() {
+        let has = |name: &str| table.headers.iter().any(|h| crate::names::same(h, name));
+        if !has(created) && !has(crate::aging::AGE_FIELD) {
+            errln!(
+                "warning: the model's probability depends on a lead's age, but {} has neither \
+                 column {created:?} nor {:?}: every lead is scored as new (age 0)",
+                args.data.display(),
+                crate::aging::AGE_FIELD
+            );
+        }
+    }
     for column in &scored.absent_columns {
         errln!(
             "warning: column {column:?} is not in {}: imputed as missing for every lead",

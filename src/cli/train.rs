@@ -19,12 +19,18 @@ use std::process::ExitCode;
     leadscore train --data Leads.csv --target Converted --id \"Prospect ID\" --na Select \\\n      \
     --drop \"Tags,Lead Quality\" --promote always --json\n  \
     leadscore train --data leads.csv --target converted --id lead_id \\\n      \
-    --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n\n\
+    --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n  \
+    leadscore train --data leads.csv --target converted --id lead_id \\\n      \
+    --horizon 90 --period 30 --date created_at --closed-at closed_at\n\n\
 With --horizon the probability is P(closes within the next DAYS days): a lead counts as won \
 only when won within DAYS of its created date; leads created less than DAYS before the as-of \
 date are maturing (left out, never counted as lost); lost leads, leads won later and leads \
 still open past DAYS are not won. Without it, the probability is P(ever closes), learned from \
-the leads whose outcome was known (open leads left out).")]
+the leads whose outcome was known (open leads left out). With --horizon, scores age: each lead \
+is a training row at every age 0, P, 2P, … days (P = --period) at which it was still open and \
+its next DAYS days had passed, with its age as a feature (and age × the attributes that set the \
+pace, chosen by validation), so the probability is P(closes within the next DAYS days | still \
+open at its age).")]
 pub struct TrainArgs {
     /// CSV export of historic leads (header row; `,` or `;`).
     #[arg(long)]
@@ -52,6 +58,13 @@ pub struct TrainArgs {
     /// date in the file.
     #[arg(long, value_name = "DATE", requires = "horizon", value_parser = as_of_date)]
     as_of: Option<chrono::NaiveDate>,
+    /// Spacing of the landmark ages in days (with --horizon): a lead is a training row at ages
+    /// 0, P, 2P, … while still open, so its score ages; 0 learns from new leads only (age 0).
+    #[arg(long, value_name = "DAYS", requires = "horizon", default_value_t = 30)]
+    period: u32,
+    /// Keep the age additive (with --horizon): no age × attribute interactions are tried.
+    #[arg(long, requires = "horizon")]
+    no_age_interactions: bool,
     /// A won lead without a closed date (with --horizon): fail (default) names its line; drop
     /// leaves such leads out, counted.
     #[arg(long, value_enum, value_name = "WHAT", requires = "horizon")]
@@ -139,6 +152,8 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
         closed_at: args.closed_at.clone(),
         as_of: args.as_of,
         won_without_date: args.won_without_date.unwrap_or_default(),
+        period_days: (args.period > 0).then_some(args.period),
+        age_interactions: !args.no_age_interactions,
     });
     if let Ok(at) = std::env::var(TRAINED_AT_ENV) {
         let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|e| {
@@ -167,6 +182,7 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "promotion": promotion,
         "data": a.data,
         "horizon": a.horizon,
+        "aging": a.aging,
         "probability_meaning": a.probability_meaning(),
         "holdout": a.holdout,
         "regularisation": a.regularisation,
@@ -228,7 +244,20 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
         Some(h) => summarise_horizon(out, d, h),
     }
     outln!(out, "meaning    {}", a.probability_meaning());
-    outln!(out, "holdout    {} leads, {}", m.leads, a.holdout.method);
+    if let Some(aging) = a.aging_description() {
+        outln!(out, "ages       {aging}");
+    }
+    outln!(
+        out,
+        "holdout    {} {}, {}",
+        m.leads,
+        if a.aging.is_some() {
+            "landmark rows"
+        } else {
+            "leads"
+        },
+        a.holdout.method
+    );
     outln!(
         out,
         "           ROC AUC {}  log loss {:.4}  Brier {:.4}  ECE {:.4}",
@@ -396,9 +425,14 @@ fn summarise_notes(out: &mut String, trained: &Trained) {
         }
     }
     let t = &trained.timings;
+    let age_terms = if trained.artifact.aging.is_some() {
+        format!(", age terms {:.2}", t.age_terms)
+    } else {
+        String::new()
+    };
     outln!(
         out,
-        "time       {:.2} s (read {:.2}, encode {:.2}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",
+        "time       {:.2} s (read {:.2}, encode {:.2}{age_terms}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",
         t.total,
         t.read,
         t.encode,

@@ -220,6 +220,31 @@ pub(crate) struct Scratch<'a> {
     /// The first pair of keys denoting one field, and the field; reported once the whole lead
     /// is read, so a malformed lead is refused as malformed whatever its keys.
     twice: Option<(&'a [u8], &'a [u8], usize)>,
+    /// The lead's `age_days` and created-date fields, read only for a model that ages its
+    /// scores (for any other model they are unused fields, as before).
+    age_days: RawValue<'a>,
+    created: RawValue<'a>,
+}
+
+/// Which age field a name denotes, for a model that ages its scores.
+#[derive(Clone, Copy)]
+pub(crate) enum AgeField {
+    AgeDays,
+    Created,
+}
+
+impl AgeField {
+    /// The age field `name` denotes (by the one name rule), if the model ages its scores.
+    pub(crate) fn of(model: &Model, name: &str) -> Option<AgeField> {
+        let created = model.created_column()?;
+        if crate::names::same(name, crate::aging::AGE_FIELD) {
+            Some(AgeField::AgeDays)
+        } else if crate::names::same(name, created) {
+            Some(AgeField::Created)
+        } else {
+            None
+        }
+    }
 }
 
 impl<'a> Scratch<'a> {
@@ -230,6 +255,8 @@ impl<'a> Scratch<'a> {
             unknown: Vec::with_capacity(MAX_UNUSED_NAMES),
             unknown_more: 0,
             twice: None,
+            age_days: RawValue::Missing,
+            created: RawValue::Missing,
         }
     }
 
@@ -241,6 +268,60 @@ impl<'a> Scratch<'a> {
         self.unknown.clear();
         self.unknown_more = 0;
         self.twice = None;
+        self.age_days = RawValue::Missing;
+        self.created = RawValue::Missing;
+    }
+
+    /// The lead's age field `field` holds `value`.
+    pub(crate) fn set_age(&mut self, field: AgeField, value: RawValue<'a>) {
+        match field {
+            AgeField::AgeDays => self.age_days = value,
+            AgeField::Created => self.created = value,
+        }
+    }
+
+    /// The lead's age in days on `today` (see [`Model::lead_age`]).
+    fn age(&self, model: &Model, today: chrono::NaiveDate) -> Result<Option<f64>, LeadError> {
+        let Some(created) = model.created_column() else {
+            return Ok(Some(0.0));
+        };
+        let refuse = |field: &str, message: String| {
+            LeadError::Value(crate::encoder::ValueError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        let number;
+        let age_days = match self.age_days {
+            RawValue::Missing => None,
+            RawValue::Text(t) => Some(t),
+            RawValue::Number(x) => {
+                number = x.to_string();
+                Some(number.as_str())
+            }
+            RawValue::Flag(_) => {
+                return Err(refuse(
+                    crate::aging::AGE_FIELD,
+                    "expected a number of days ≥ 0, got a boolean".into(),
+                ));
+            }
+        };
+        let created_text = match self.created {
+            RawValue::Missing => None,
+            RawValue::Text(t) => Some(t),
+            RawValue::Number(_) | RawValue::Flag(_) => {
+                return Err(refuse(
+                    created,
+                    "expected a date (YYYY-MM-DD), got a number or boolean".into(),
+                ));
+            }
+        };
+        model
+            .lead_age(age_days, created_text, today)
+            .map_err(|message| match age_days {
+                Some(_) => refuse(crate::aging::AGE_FIELD, message),
+                None => refuse(created, message),
+            })
     }
 
     /// `key` (which denotes attribute `index`) holds `value`.
@@ -438,7 +519,10 @@ fn score_one<'a>(
                 match fields.get_folded(text) {
                     Some(i) => i,
                     None => {
-                        scratch.unused(text);
+                        match AgeField::of(&served.model, text) {
+                            Some(age) => scratch.set_age(age, wire::field_value(value)?),
+                            None => scratch.unused(text),
+                        }
                         return Ok(());
                     }
                 }
@@ -477,9 +561,12 @@ pub(crate) fn finish(
             empty: scratch.unknown.is_empty(),
         });
     }
-    let explain = (explain as usize).min(attributes);
+    // The age factor is one more explanation candidate.
+    let explain = (explain as usize).min(attributes + model.ages() as usize);
+    // The server's clock: a lead's age is counted to the day of the call (UTC).
+    let age = scratch.age(model, chrono::Utc::now().date_naive())?;
     let scored = model
-        .score(|i| scratch.values[i], explain)
+        .score_at(|i| scratch.values[i], age, explain)
         .map_err(LeadError::Value)?;
     served.count_out_of_range(&scored.out_of_range);
     // One warning for all of them: a CRM sending its whole record would otherwise get a line

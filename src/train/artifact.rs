@@ -8,6 +8,7 @@ use super::holdout::{Holdout, Measured};
 use super::outcomes::Outcomes;
 use super::regularisation::AlphaChoice;
 use super::solver::Fit;
+use crate::aging::{AgeTerms, Aging};
 use crate::data::Table;
 use crate::encoder::FeatureEncoder;
 use crate::id_sketch::IdSketch;
@@ -36,6 +37,8 @@ pub(super) struct Learned<'a> {
     pub final_fit: &'a Fit,
     /// How the rows were labelled with `--horizon`.
     pub horizon: Option<Horizon>,
+    /// With landmark rows: the age record and its terms (whose columns end `x`).
+    pub aging: Option<(Aging, AgeTerms)>,
 }
 
 /// Assembles the artifact, stamped with `config.trained_at` (else the clock).
@@ -62,7 +65,12 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
             positive: config.positive.clone(),
             open_values: config.open.clone(),
         },
-        coefficients: coefficients(&learned.encoder, final_fit, x),
+        coefficients: coefficients(
+            &learned.encoder,
+            learned.aging.as_ref().map(|a| &a.1),
+            final_fit,
+            x,
+        ),
         encoder: learned.encoder,
         intercept: final_fit.intercept,
         regularisation: Regularisation {
@@ -80,6 +88,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         grades: grade_cutoffs(&quantiles),
         score_quantiles: quantiles,
         horizon: learned.horizon,
+        aging: learned.aging.map(|a| a.0),
     }
 }
 
@@ -116,10 +125,19 @@ fn data_summary(learned: &Learned<'_>) -> DataSummary {
 
 /// Each encoded column's weight and its mean over the training rows (the "average lead"
 /// explanations are measured against).
-fn coefficients(encoder: &FeatureEncoder, fit: &Fit, x: ArrayView2<'_, f64>) -> Vec<Coefficient> {
+fn coefficients(
+    encoder: &FeatureEncoder,
+    terms: Option<&AgeTerms>,
+    fit: &Fit,
+    x: ArrayView2<'_, f64>,
+) -> Vec<Coefficient> {
     let means = x.mean_axis(Axis(0)).expect("rows exist");
-    encoder
-        .column_names()
+    let mut names = encoder.column_names();
+    if let Some(terms) = terms {
+        let age_names = terms.column_names(&names);
+        names.extend(age_names);
+    }
+    names
         .into_iter()
         .zip(fit.weights.iter().zip(means.iter()))
         .map(|(feature, (&weight, &mean))| Coefficient {

@@ -48,6 +48,12 @@ pub struct HorizonConfig {
     /// The date outcomes are judged at; `None`: the latest created or closed date in the file.
     pub as_of: Option<NaiveDate>,
     pub won_without_date: WonWithoutDate,
+    /// `--period DAYS`: landmark ages 0, P, 2P, … at which every lead still open is a training
+    /// row, so the probability ages; `None`: leads at creation only (an age-0 model).
+    pub period_days: Option<u32>,
+    /// Whether age may interact with the attributes (chosen by validation); `false` keeps the
+    /// age additive, for comparison.
+    pub age_interactions: bool,
 }
 
 /// What to do with a won lead whose closed date is empty: without it, nobody can tell whether
@@ -68,6 +74,8 @@ impl HorizonConfig {
             closed_at: Some(closed_at.into()),
             as_of: None,
             won_without_date: WonWithoutDate::Fail,
+            period_days: None,
+            age_interactions: true,
         }
     }
 }

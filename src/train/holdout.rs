@@ -3,6 +3,7 @@
 //! reported metrics come from. Measuring on leads the fit never saw is what makes the metrics
 //! honest, so the split also decides the row order of the training matrix.
 
+use super::horizon::Landmarks;
 use super::solver::{Fit, Solver};
 use super::{TrainConfig, TrainError, outcomes::Outcomes};
 use crate::data::Table;
@@ -25,6 +26,8 @@ pub(super) struct Holdout {
     pub method: String,
     /// First and last date of the dated rows, when split by date.
     pub date_range: Option<(String, String)>,
+    /// With landmark rows: each row's landmark age in days, in matrix order.
+    pub ages: Option<Vec<u32>>,
 }
 
 impl Holdout {
@@ -114,6 +117,69 @@ pub(super) fn split(
         n_train,
         method,
         date_range,
+        ages: None,
+    };
+    holdout.require_both_outcomes(table, config.min_class_rows)?;
+    Ok(holdout)
+}
+
+/// Splits landmark rows by lead, so no lead is on both sides (its rows at different ages are
+/// alike, and a lead seen in training would flatter the holdout): the most recently created
+/// leads (their first landmark date) are held out, until they hold `holdout_share` of the rows.
+/// Keying by a lead's last landmark date instead would hold out the leads open longest, which
+/// are mostly the ones never won.
+pub(super) fn split_landmarks(
+    table: &Table,
+    config: &TrainConfig,
+    landmarks: &Landmarks,
+    created_column: &str,
+) -> Result<Holdout, TrainError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    // Each lead's rows are contiguous and its first row is at age 0, dated its created date.
+    let mut leads: Vec<(chrono::NaiveDate, usize, usize)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=landmarks.rows.len() {
+        if i == landmarks.rows.len() || landmarks.rows[i] != landmarks.rows[start] {
+            leads.push((landmarks.dates[start], start, i));
+            start = i;
+        }
+    }
+    leads.sort();
+    let total = landmarks.rows.len();
+    let wanted = (total as f64 * config.holdout_share).round() as usize;
+    let (mut held, mut cut) = (0, leads.len());
+    while cut > 0 && held < wanted {
+        cut -= 1;
+        held += leads[cut].2 - leads[cut].1;
+    }
+    let mut order: Vec<usize> = leads[..cut].iter().flat_map(|l| l.1..l.2).collect();
+    order.shuffle(&mut rng);
+    let n_train = order.len();
+    order.extend(leads[cut..].iter().flat_map(|l| l.1..l.2));
+    // The created dates' range, as without landmarks: promotion compares leads by it.
+    let created = || {
+        landmarks
+            .dates
+            .iter()
+            .zip(&landmarks.ages)
+            .filter_map(|(d, &a)| d.checked_sub_days(chrono::Days::new(a.into())))
+    };
+    let date_range = created()
+        .min()
+        .zip(created().max())
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+    let holdout = Holdout {
+        rows: order.iter().map(|&i| landmarks.rows[i]).collect(),
+        won: order.iter().map(|&i| landmarks.won[i]).collect(),
+        n_train,
+        method: format!(
+            "the most recently created leads ({:?}) holding {:.0}% of the landmark rows, each \
+             lead on one side only",
+            created_column,
+            config.holdout_share * 100.0
+        ),
+        date_range,
+        ages: Some(order.iter().map(|&i| landmarks.ages[i]).collect()),
     };
     holdout.require_both_outcomes(table, config.min_class_rows)?;
     Ok(holdout)

@@ -18,6 +18,29 @@ use crate::model::{Horizon, HorizonCounts};
 use crate::schema::{MissingTokens, parse_date};
 use chrono::{Days, NaiveDate};
 
+/// What a horizon labelling produced: the matured leads at creation, the horizon record, and
+/// with a period the landmark rows.
+pub(super) struct Labelled {
+    pub outcomes: Outcomes,
+    pub horizon: Horizon,
+    pub landmarks: Option<Landmarks>,
+}
+
+/// The landmark rows (`--period P`): each lead at every age a = 0, P, 2P, … at which it was
+/// still open and its window (a, a + H] had passed by the as-of date, labelled won when it
+/// was won within that window. At age 0 they are exactly the matured leads at creation.
+pub(super) struct Landmarks {
+    /// Table row of each landmark row (a lead appears once per landmark).
+    pub rows: Vec<usize>,
+    /// The landmark age of each row, in days.
+    pub ages: Vec<u32>,
+    pub won: Vec<bool>,
+    /// The date of each row's landmark (created + age), which orders the holdout.
+    pub dates: Vec<NaiveDate>,
+    /// The oldest landmark age with rows.
+    pub max_age_days: u32,
+}
+
 /// The matured leads labelled won within the horizon or not, and how every lead was counted.
 pub(super) fn label(
     table: &Table,
@@ -25,7 +48,7 @@ pub(super) fn label(
     roles: &Roles,
     outcomes: &Outcomes,
     missing: &MissingTokens,
-) -> Result<Option<(Outcomes, Horizon)>, TrainError> {
+) -> Result<Option<Labelled>, TrainError> {
     let Some(h) = &config.horizon else {
         return Ok(None);
     };
@@ -81,7 +104,7 @@ pub(super) fn label(
         as_of: as_of.to_string(),
         created_column: table.headers[created].clone(),
         closed_column: table.headers[closed].clone(),
-        period_days: None,
+        period_days: h.period_days,
         counts,
     };
     if labelled.wins < config.min_class_rows {
@@ -97,7 +120,62 @@ pub(super) fn label(
             need: config.min_class_rows,
         });
     }
-    Ok(Some((labelled, horizon)))
+    let landmarks = h
+        .period_days
+        .map(|period| landmarks(h.days, period, as_of, &leads));
+    Ok(Some(Labelled {
+        outcomes: labelled,
+        horizon,
+        landmarks,
+    }))
+}
+
+/// The landmark rows of `leads` (see [`Landmarks`]). Age 0 takes every matured lead as
+/// [`assign`] does (a lead decided on its created date included); a later age takes the leads
+/// not decided by that day. A lost lead without a closed date is known to be lost but not
+/// since when, so it is a row at age 0 only.
+fn landmarks(days: u32, period: u32, as_of: NaiveDate, leads: &[Dated]) -> Landmarks {
+    let mut out = Landmarks {
+        rows: Vec::new(),
+        ages: Vec::new(),
+        won: Vec::new(),
+        dates: Vec::new(),
+        max_age_days: 0,
+    };
+    let period = period.max(1);
+    for lead in leads {
+        if lead.outcome == Outcome::Won && lead.closed.is_none() {
+            continue;
+        }
+        let mut age = 0u32;
+        while let Some(landmark) = lead.created.checked_add_days(Days::new(age.into())) {
+            let Some(end) = landmark.checked_add_days(Days::new(days.into())) else {
+                break;
+            };
+            if end > as_of {
+                break;
+            }
+            let open = match (lead.outcome, lead.closed) {
+                (Outcome::Open, _) => true,
+                (_, Some(closed)) => age == 0 || closed > landmark,
+                (_, None) => age == 0,
+            };
+            if !open {
+                break;
+            }
+            let won = lead.outcome == Outcome::Won && lead.closed.is_some_and(|c| c <= end);
+            out.rows.push(lead.row);
+            out.ages.push(age);
+            out.won.push(won);
+            out.dates.push(landmark);
+            out.max_age_days = out.max_age_days.max(age);
+            match age.checked_add(period) {
+                Some(next) => age = next,
+                None => break,
+            }
+        }
+    }
+    out
 }
 
 /// One lead's outcome and dates.
@@ -265,5 +343,33 @@ mod tests {
             ),
             (2, 1, 1, 1)
         );
+    }
+
+    /// Landmark rows at ages 0, 30, 60 with a 30-day horizon, as of 2025-12-31: a lead is a row
+    /// while still open at the landmark and its window has passed; won only within its window.
+    #[test]
+    fn landmark_rows_follow_each_lead_while_open() {
+        let as_of = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
+        let leads = [
+            // Won on day 45: open at 0 (not won within 30) and 30 (won within (30, 60]); decided
+            // by 60.
+            lead(Outcome::Won, "2025-01-01", Some("2025-02-15")),
+            // Open throughout, created 70 days before as-of: ages 0 and 30 have passed windows
+            // (30 + 30 = 60 ≤ 70), 60 not (90 > 70).
+            lead(Outcome::Open, "2025-10-22", None),
+            // Lost on day 10: age 0 only.
+            lead(Outcome::Lost, "2025-01-01", Some("2025-01-11")),
+            // Lost without a date: age 0 only.
+            lead(Outcome::Lost, "2025-01-01", None),
+        ];
+        let mut leads = leads;
+        for (i, l) in leads.iter_mut().enumerate() {
+            l.row = i;
+        }
+        let l = landmarks(30, 30, as_of, &leads);
+        assert_eq!(l.rows, vec![0, 0, 1, 1, 2, 3]);
+        assert_eq!(l.ages, vec![0, 30, 0, 30, 0, 0]);
+        assert_eq!(l.won, vec![false, true, false, false, false, false]);
+        assert_eq!(l.max_age_days, 30);
     }
 }

@@ -6,6 +6,7 @@
 //! [`train`] runs the steps in order; each lives in its own file:
 //! - `outcomes`: parse the target column (open rows set aside); enough wins and losses?
 //! - `horizon`: with `--horizon`, relabel as won within the horizon; maturing leads set aside;
+//!   with a period, the landmark rows (each lead at every age it was still open);
 //! - `columns`: the role of every column (target, id, date, dropped, feature) and its kind;
 //! - `holdout`: the most recent 20% by `--date`, else a stratified 20% with a fixed seed, and
 //!   the fit without it that the reported metrics come from;
@@ -13,6 +14,7 @@
 //! - `drift`: with `--date`, each attribute of the holdout against the training part;
 //! - `labels`: category labels that differ only by spacing or punctuation, reported;
 //! - `leakage`: columns that predict the outcome suspiciously well on their own;
+//! - `aging`: with landmark rows, the age terms and the age interactions chosen by validation;
 //! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
 //! - `solver`: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
 //! - `artifact`: the model artifact and its version name;
@@ -21,6 +23,7 @@
 //! `config` holds the settings, `error` the refusals, `progress` the progress lines and timings.
 //! The served model is refit on all rows, warm-started from the holdout fit.
 
+mod aging;
 mod artifact;
 mod columns;
 mod config;
@@ -64,6 +67,8 @@ pub struct Trained {
     /// compare with the serving model.
     pub holdout_rows: Vec<usize>,
     pub holdout_won: Vec<bool>,
+    /// The age in days each holdout row was scored at (0 for a model that does not age).
+    pub holdout_ages: Vec<f64>,
     pub holdout_probabilities: Vec<f64>,
     /// With `--date`: each attribute of the holdout (the newest leads) against the training
     /// part, worst first.
@@ -83,17 +88,62 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let target = table.column_index(&config.target)?;
     let outcomes = Outcomes::parse(&table, target, config, &missing)?;
     let roles = Roles::resolve(&table, config, target)?;
-    let (outcomes, horizon) = match horizon::label(&table, config, &roles, &outcomes, &missing)? {
-        Some((labelled, horizon)) => (labelled, Some(horizon)),
-        None => (outcomes, None),
-    };
+    let (outcomes, horizon, landmarks) =
+        match horizon::label(&table, config, &roles, &outcomes, &missing)? {
+            Some(l) => (l.outcomes, Some(l.horizon), l.landmarks),
+            None => (outcomes, None, None),
+        };
     outcomes.require(&table, config.min_class_rows)?;
     let columns = columns::assign_roles(&table, config, &roles, &missing)?;
-    let holdout = holdout::split(&table, config, roles.date, &outcomes, &missing)?;
+    let holdout = match (&landmarks, &horizon) {
+        (Some(l), Some(h)) => holdout::split_landmarks(&table, config, l, &h.created_column)?,
+        _ => holdout::split(&table, config, roles.date, &outcomes, &missing)?,
+    };
 
     let (encoder, x) = timed(&mut timings.encode, || {
         features::encode(&table, config, &columns, &outcomes, &holdout.rows, &missing)
     })?;
+    let solver = Solver {
+        max_iterations: config.max_iterations,
+    };
+    // Landmark rows: the age terms, with the interactions chosen on the training part.
+    let (x, aging) = match (&landmarks, &horizon, &holdout.ages) {
+        (Some(l), Some(h), Some(ages)) => {
+            let n = holdout.n_train;
+            let started = Instant::now();
+            let selection = aging::select(
+                &solver,
+                &encoder,
+                h.days,
+                l.max_age_days,
+                x.slice(ndarray::s![..n, ..]),
+                &ages[..n],
+                &holdout.won[..n],
+                &holdout.rows[..n],
+                config.horizon.as_ref().is_none_or(|h| h.age_interactions),
+                progress,
+            )?;
+            let terms = crate::aging::AgeTerms::new(
+                &encoder,
+                h.days,
+                l.max_age_days,
+                &selection.interactions,
+            )
+            .map_err(TrainError::Solver)?;
+            let widened = aging::widen(x.view(), ages, &terms);
+            // The encoder's matrix is in the widened one: free it before the fits.
+            drop(x);
+            timings.age_terms = started.elapsed().as_secs_f64();
+            let record = crate::aging::Aging {
+                max_age_days: l.max_age_days,
+                interactions: selection.interactions,
+                landmark_rows: l.rows.len() as u64,
+                selection: selection.tried,
+            };
+            (widened, Some((record, terms)))
+        }
+        _ => (x, None),
+    };
     progress::encoded(progress, &x, timings.encode);
     let holdout_drift = match roles.date {
         Some(_) => Some(drift::holdout_drift(
@@ -102,11 +152,8 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         None => None,
     };
     let (train_x, train_y) = holdout.training(x.view());
-    let leakage = leakage::check(&encoder, train_x, train_y, config.leakage_auc);
-
-    let solver = Solver {
-        max_iterations: config.max_iterations,
-    };
+    let encoded = train_x.slice_move(ndarray::s![.., ..encoder.width()]);
+    let leakage = leakage::check(&encoder, encoded, train_y, config.leakage_auc);
     let choice = timed(&mut timings.select_alpha, || {
         regularisation::choose_alpha(&solver, train_x, train_y, &config.alphas, progress)
     })?;
@@ -140,6 +187,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         measured: &measured,
         final_fit: &final_fit,
         horizon,
+        aging,
     });
     timings.total = started.elapsed().as_secs_f64();
     Ok(Trained {
@@ -149,6 +197,10 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         timings,
         holdout_rows: holdout.rows[holdout.n_train..].to_vec(),
         holdout_won: holdout.won[holdout.n_train..].to_vec(),
+        holdout_ages: match &holdout.ages {
+            Some(ages) => ages[holdout.n_train..].iter().map(|&a| a.into()).collect(),
+            None => vec![0.0; holdout.rows.len() - holdout.n_train],
+        },
         holdout_probabilities: measured.probabilities,
         holdout_drift,
         table,

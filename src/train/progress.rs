@@ -17,6 +17,8 @@ pub struct Timings {
     pub read: f64,
     pub encode: f64,
     pub select_alpha: f64,
+    /// Choosing the age interactions and adding the age terms (landmark rows only).
+    pub age_terms: f64,
     pub holdout_fit: f64,
     pub final_fit: f64,
     pub total: f64,

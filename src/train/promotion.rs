@@ -204,12 +204,14 @@ fn compare_with_serving(serving: &Model, trained: &Trained) -> Result<Comparison
     let mut serving_p = Vec::with_capacity(chosen.len());
     for &i in &chosen {
         let row = holdout[i];
+        // At the holdout row's landmark age (0 without landmarks), as the new model was.
         let scored = serving
-            .score(
+            .score_at(
                 |a| match columns[a] {
                     Some(c) => RawValue::Text(table.column(c).get(row)),
                     None => RawValue::Missing,
                 },
+                Some(trained.holdout_ages[i]),
                 0,
             )
             .map_err(|e| format!("line {}: {e}", table.lines[row]))?;

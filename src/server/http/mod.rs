@@ -21,7 +21,7 @@ pub mod types;
 
 use super::holder::Served;
 use super::metrics::Protocol;
-use super::service::{Scratch, Shared, finish};
+use super::service::{AgeField, Scratch, Shared, finish};
 use crate::schema::Kind;
 use crate::server::pb;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -450,7 +450,10 @@ fn score_lead<'a>(
     for (name, value) in &lead.fields {
         match fields.get_str(name) {
             Some(i) => scratch.set(i, name.as_bytes(), value.raw()),
-            None => scratch.unused(name),
+            None => match AgeField::of(&served.model, name) {
+                Some(age) => scratch.set_age(age, value.raw()),
+                None => scratch.unused(name),
+            },
         }
     }
     finish(served, &lead.lead_id, explain, scratch)
