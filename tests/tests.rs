@@ -11,6 +11,7 @@ mod horizon;
 mod json_api;
 mod leakage;
 mod names;
+mod picture;
 mod properties;
 mod refusals;
 mod registry;
