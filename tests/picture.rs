@@ -132,8 +132,15 @@ fn models_show_html_draws_each_attribute_by_influence_with_exact_effects() {
         panic!("visits is numeric")
     };
     assert_eq!((*min, *max), (0.0, 19.0));
+    // Some visits are missing: the attribute owns a missing-indicator column too, 0 for a
+    // number, which moves it against the average lead by −weight × (share missing).
     let coefficient = &artifact.coefficients[visits.offset];
-    let expected = |x: f64| coefficient.weight * ((x - mean) / scale - coefficient.mean);
+    let indicator = &artifact.coefficients[visits.offset + 1];
+    assert_eq!(indicator.feature, "visits (missing)");
+    let expected = |x: f64| {
+        coefficient.weight * ((x - mean) / scale - coefficient.mean)
+            + indicator.weight * (0.0 - indicator.mean)
+    };
     let ends = curve_ends(&found[0].1);
     assert_eq!(ends.len(), 2);
     for ((x, drawn), want_x) in ends.into_iter().zip([*min, *max]) {
