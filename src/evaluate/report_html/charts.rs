@@ -17,7 +17,7 @@ pub(super) struct Plot {
 }
 
 pub(super) const WIDTH: f64 = 480.0;
-pub(super) const HEIGHT: f64 = 320.0;
+const HEIGHT: f64 = 320.0;
 const LEFT: f64 = 48.0;
 pub(super) const RIGHT: f64 = 22.0;
 const TOP: f64 = 12.0;

@@ -6,7 +6,7 @@
 //! its columns against their training means, as explanations do: the curve is whatever the
 //! encoding makes of a value, so an encoding with another shape draws its own curve here.
 
-use super::charts::{HEIGHT, Plot, RIGHT, bar, nice_max, tick};
+use super::charts::{Plot, RIGHT, WIDTH, bar, nice_max, tick};
 use super::{STYLE, esc, pct};
 use crate::encoder::{Attribute, Encoding, OTHER_LEVEL, RateStat, RawValue, format_number};
 use crate::model::ModelArtifact;
@@ -274,13 +274,13 @@ fn numeric(out: &mut String, artifact: &ModelArtifact, a: &Attribute) -> fmt::Re
         )?;
     }
     if let Some(e) = missing {
-        let cx = super::charts::WIDTH - RIGHT / 2.0;
+        let cx = WIDTH - RIGHT / 2.0;
         write!(
             out,
             r#"<circle class="dot off missing" cx="{cx:.1}" cy="{:.1}" r="4" data-effect="{e}"><title>missing: {}</title></circle><text x="{cx:.1}" y="{:.1}" text-anchor="middle">NA</text>"#,
             plot.y(e),
             log_odds_tick(e),
-            HEIGHT - 26.0
+            plot.y(e) - 8.0
         )?;
     }
     writeln!(out, "</svg>")?;
