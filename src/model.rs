@@ -791,7 +791,9 @@ fn distribution_fits(encoding: &Encoding, d: &crate::encoder::Distribution) -> b
     let share = |s: &f64| (0.0..=1.0).contains(s);
     let ascending = d.edges.windows(2).all(|w| w[0] < w[1]);
     let numeric = matches!(encoding, Encoding::Numeric { .. });
+    // The rates per bin are optional (older models) but, when present, one per bin.
     d.shares.len() == bins
+        && (d.rates.is_empty() || (numeric && d.rates.len() == bins))
         && d.shares.iter().all(share)
         && share(&d.missing_share)
         && ascending
@@ -1015,6 +1017,7 @@ mod tests {
                 edges,
                 shares,
                 missing_share: 0.0,
+                rates: Vec::new(),
             });
             Model::new(a.clone()).map(|_| ())
         };

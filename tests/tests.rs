@@ -13,6 +13,7 @@ mod json_api;
 mod landmark;
 mod leakage;
 mod names;
+mod picture;
 mod properties;
 mod refusals;
 mod registry;

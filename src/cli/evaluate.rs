@@ -97,7 +97,8 @@ pub struct EvaluateArgs {
     /// report).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write a self-contained HTML report (charts and tables) to FILE.
+    /// Write a self-contained HTML report (charts and tables, and the picture of the model as
+    /// `models show --html` draws it) to FILE.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
     /// Gate: fail (exit 3) when the expected calibration error exceeds X.
@@ -210,7 +211,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         found
     });
     if let Some(path) = &args.html {
-        write_atomic(path, report_html::render(&evaluation).as_bytes())?;
+        let html = report_html::render_with_model(&evaluation, model.as_ref().map(|m| &m.artifact));
+        write_atomic(path, html.as_bytes())?;
         errln!("HTML report → {}", path.display());
     }
     let printed = match &args.json {

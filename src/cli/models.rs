@@ -1,4 +1,6 @@
 use super::print;
+use crate::evaluate::report_html;
+use crate::fsutil::write_atomic;
 use crate::registry::Registry;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  \
     leadscore models list\n  \
     leadscore models show\n  \
+    leadscore models show --html model.html\n  \
     leadscore models promote 20261123-101530-ab12cd\n  \
     leadscore models rollback")]
 pub enum ModelsCommand {
@@ -19,6 +22,11 @@ pub enum ModelsCommand {
     /// means (`horizon`) goes to standard error in words.
     Show {
         version: Option<String>,
+        /// Also write a picture of the model to FILE: a self-contained HTML page with, per
+        /// attribute, its effect on the log-odds (numbers: across the training range, beside
+        /// the training closure rate per bin; categories and yes/no: per value).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         #[command(flatten)]
         dir: Dir,
     },
@@ -92,8 +100,14 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        ModelsCommand::Show { version, dir } => {
+        ModelsCommand::Show { version, html, dir } => {
             let model = Registry::new(&dir.models).load_or_current(version.as_deref())?;
+            if let Some(path) = &html {
+                let page = report_html::render_model(&model.artifact);
+                write_atomic(path, page.as_bytes())
+                    .with_context(|| format!("writing the model picture {}", path.display()))?;
+                errln!("model picture → {}", path.display());
+            }
             outln!(out, "{}", serde_json::to_string_pretty(&model.artifact)?);
             // Standard output stays the artifact as it is stored; the reading is for people.
             errln!(

@@ -134,7 +134,9 @@ fn fit_numeric<'a>(
         let bin = quintile_edges.iter().filter(|&&edge| *v > edge).count();
         quintile_rates[bin].add(w);
     }
-    let distribution = numeric_distribution(&sorted, missing_rate.leads);
+    let mut sorted_outcomes: Vec<(f64, bool)> = values.iter().copied().zip(outcomes).collect();
+    sorted_outcomes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let distribution = numeric_distribution(&sorted_outcomes, missing_rate.leads);
     let encoding = Encoding::Numeric {
         mean,
         scale,
@@ -150,34 +152,44 @@ fn fit_numeric<'a>(
     Ok((encoding, distribution))
 }
 
-/// The training distribution of a numeric column from its sorted values: the deciles as bin
-/// edges, and the share of all leads (with `missing` more) in each bin, counted rather than
-/// assumed to be a tenth, since tied values make bins uneven.
-fn numeric_distribution(sorted: &[f64], missing: u64) -> Distribution {
+/// The training distribution of a numeric column from its values sorted with their outcomes:
+/// the deciles as bin edges, the share of all leads (with `missing` more) in each bin, counted
+/// rather than assumed to be a tenth, since tied values make bins uneven, and each bin's
+/// closure rate.
+fn numeric_distribution(sorted: &[(f64, bool)], missing: u64) -> Distribution {
     let total = (sorted.len() as u64 + missing).max(1) as f64;
     let mut edges: Vec<f64> = if sorted.is_empty() {
         Vec::new()
     } else {
         // The k-th decile as the smallest value with at least k tenths of the values at or
         // below it, so that bins hold a tenth each when the values allow.
-        let at = |k: usize| sorted[(sorted.len() * k).div_ceil(DISTRIBUTION_BINS) - 1];
+        let at = |k: usize| sorted[(sorted.len() * k).div_ceil(DISTRIBUTION_BINS) - 1].0;
         (1..DISTRIBUTION_BINS).map(at).collect()
     };
     edges.dedup();
     // When ties make the last edge the maximum, the last bin is empty in training: only values
     // above the training range fill it, which is the drift it should show.
     let mut shares = Vec::with_capacity(edges.len() + 1);
+    let mut rates = Vec::with_capacity(edges.len() + 1);
     let mut start = 0;
-    for &edge in &edges {
-        let end = sorted.partition_point(|&v| v <= edge);
-        shares.push((end - start) as f64 / total);
+    for end in edges
+        .iter()
+        .map(|&edge| sorted.partition_point(|&(v, _)| v <= edge))
+        .chain([sorted.len()])
+    {
+        let bin = &sorted[start..end];
+        shares.push(bin.len() as f64 / total);
+        rates.push(RateStat {
+            leads: bin.len() as u64,
+            wins: bin.iter().filter(|&&(_, won)| won).count() as u64,
+        });
         start = end;
     }
-    shares.push((sorted.len() - start) as f64 / total);
     Distribution {
         edges,
         shares,
         missing_share: missing as f64 / total,
+        rates,
     }
 }
 
@@ -245,6 +257,7 @@ fn fit_boolean<'a>(
         edges: Vec::new(),
         shares: rates.iter().map(|r| r.leads as f64 / total).collect(),
         missing_share: missing_rate.leads as f64 / total,
+        rates: Vec::new(),
     };
     let encoding = Encoding::Boolean {
         share_true: rates[1].leads as f64 / present,
@@ -296,6 +309,7 @@ fn fit_categorical<'a>(
             .map(|r| r.leads as f64 / total)
             .collect(),
         missing_share: missing_rate.leads as f64 / total,
+        rates: Vec::new(),
     };
     let encoding = Encoding::Categorical {
         levels,

@@ -148,6 +148,11 @@ pub struct Distribution {
     pub shares: Vec<f64>,
     /// Share of training leads whose value was missing.
     pub missing_share: f64,
+    /// Numeric attributes: the training leads and wins in each bin (same bins as `shares`),
+    /// for the model picture's closure rate per bin. Empty for other kinds (their encodings
+    /// hold the rates per level) and in models trained before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<RateStat>,
 }
 
 /// Bins of a numeric attribute's training distribution (deciles).

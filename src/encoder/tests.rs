@@ -302,3 +302,27 @@ fn training_distributions_are_stored_and_optional() {
             .contains("distribution")
     );
 }
+
+#[test]
+fn numeric_distributions_store_the_closure_rate_per_bin() {
+    // Ties: 0 for 7 of 10 values makes the bins {0 ×7}, {5}, {6}, {7}. Wins (hand-counted):
+    // two of the seven zeros, the 5, not the 6, the 7; the missing lead's win is not binned.
+    let cells = ["0", "5", "0", "6", "0", "0", "7", "0", "0", "0", ""];
+    let won = [
+        true, true, false, false, false, true, true, false, false, false, true,
+    ];
+    let a = fit_one(Kind::Numeric, &cells, &won, 1);
+    let d = a.distribution.as_ref().unwrap();
+    assert_eq!(d.edges, [0.0, 5.0, 6.0]);
+    let counted: Vec<(u64, u64)> = d.rates.iter().map(|r| (r.leads, r.wins)).collect();
+    assert_eq!(counted, [(7, 2), (1, 1), (1, 0), (1, 1)]);
+    // Other kinds keep their rates in the encoding and store none here.
+    let a = fit_one(Kind::Boolean, &["yes", "no"], &[true, false], 1);
+    assert!(a.distribution.as_ref().unwrap().rates.is_empty());
+    // A distribution written before the rates existed reads, without them.
+    let mut json = serde_json::to_value(d).unwrap();
+    json.as_object_mut().unwrap().remove("rates").unwrap();
+    let old: Distribution = serde_json::from_value(json).unwrap();
+    assert!(old.rates.is_empty());
+    assert!(!serde_json::to_string(&old).unwrap().contains("rates"));
+}

@@ -8,31 +8,40 @@ use crate::evaluate::{BandRow, Evaluation, RateRow};
 use std::fmt::{self, Write as _};
 
 /// A chart area: data coordinates mapped onto an SVG of `WIDTH` × `HEIGHT`.
-struct Plot {
-    x_min: f64,
-    x_max: f64,
-    y_min: f64,
-    y_max: f64,
+pub(super) struct Plot {
+    pub(super) x_min: f64,
+    pub(super) x_max: f64,
+    pub(super) y_min: f64,
+    pub(super) y_max: f64,
+    /// Tick labels of each axis ([`tick`]: percentages).
+    pub(super) x_tick: fn(f64) -> String,
+    pub(super) y_tick: fn(f64) -> String,
 }
 
-const WIDTH: f64 = 480.0;
+pub(super) const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 320.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 22.0;
+pub(super) const RIGHT: f64 = 22.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
 
 impl Plot {
-    fn x(&self, v: f64) -> f64 {
+    pub(super) fn x(&self, v: f64) -> f64 {
         LEFT + (v - self.x_min) / (self.x_max - self.x_min) * (WIDTH - LEFT - RIGHT)
     }
 
-    fn y(&self, v: f64) -> f64 {
+    pub(super) fn y(&self, v: f64) -> f64 {
         HEIGHT - BOTTOM - (v - self.y_min) / (self.y_max - self.y_min) * (HEIGHT - TOP - BOTTOM)
     }
 
     /// Opens the SVG and draws grid lines, axes and tick labels (as percentages).
-    fn open(&self, out: &mut String, label: &str, x_title: &str, y_title: &str) -> fmt::Result {
+    pub(super) fn open(
+        &self,
+        out: &mut String,
+        label: &str,
+        x_title: &str,
+        y_title: &str,
+    ) -> fmt::Result {
         write!(
             out,
             r#"<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
@@ -47,7 +56,7 @@ impl Plot {
                     self.y(self.y_min),
                     self.y(self.y_max),
                     HEIGHT - BOTTOM + 14.0,
-                    tick(fx)
+                    esc(&(self.x_tick)(fx))
                 )?;
             }
         }
@@ -60,7 +69,7 @@ impl Plot {
                 self.x(self.x_max),
                 LEFT - 5.0,
                 y + 4.0,
-                tick(fy)
+                esc(&(self.y_tick)(fy))
             )?;
         }
         write!(
@@ -80,7 +89,12 @@ impl Plot {
         )
     }
 
-    fn polyline(&self, out: &mut String, class: &str, points: &[(f64, f64)]) -> fmt::Result {
+    pub(super) fn polyline(
+        &self,
+        out: &mut String,
+        class: &str,
+        points: &[(f64, f64)],
+    ) -> fmt::Result {
         let path: Vec<String> = points
             .iter()
             .map(|&(x, y)| format!("{:.1},{:.1}", self.x(x), self.y(y)))
@@ -103,12 +117,22 @@ pub(super) fn tick(v: f64) -> String {
     }
 }
 
-/// Round tick values from `min` to `max`: at most six steps of 1, 2, 2.5 or 5 points.
+/// Round tick values from `min` to `max`: at most six steps of 1, 2, 2.5 or 5 times a power of
+/// ten (at least 0.01: 1 point on the percentage axes).
 pub(super) fn ticks(min: f64, max: f64) -> Vec<f64> {
-    let step = [0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5]
+    let range = max - min;
+    if !(range.is_finite() && range > 0.0) {
+        return vec![min];
+    }
+    let mut power = 0.01;
+    while range / (power * 5.0) > 6.0 + 1e-9 {
+        power *= 10.0;
+    }
+    let step = [1.0, 2.0, 2.5, 5.0]
         .into_iter()
-        .find(|&s| (max - min) / s <= 6.0 + 1e-9)
-        .unwrap_or(1.0);
+        .map(|m| m * power)
+        .find(|&s| range / s <= 6.0 + 1e-9)
+        .unwrap_or(power * 5.0);
     let first = (min / step - 1e-9).ceil() as i64;
     let last = (max / step + 1e-9).floor() as i64;
     (first..=last).map(|k| k as f64 * step).collect()
@@ -135,6 +159,8 @@ pub(super) fn reliability(out: &mut String, rows: &[BandRow]) -> fmt::Result {
         x_max: max,
         y_min: 0.0,
         y_max: max,
+        x_tick: tick,
+        y_tick: tick,
     };
     writeln!(out, "<figure><figcaption>Reliability diagram</figcaption>")?;
     plot.open(
@@ -180,6 +206,8 @@ pub(super) fn gains(out: &mut String, e: &Evaluation) -> fmt::Result {
         x_max: 1.0,
         y_min: 0.0,
         y_max: 1.0,
+        x_tick: tick,
+        y_tick: tick,
     };
     writeln!(out, "<figure><figcaption>Cumulative gains</figcaption>")?;
     plot.open(
@@ -234,6 +262,8 @@ pub(super) fn histogram(out: &mut String, e: &Evaluation) -> fmt::Result {
         x_max: 1.0,
         y_min: 0.0,
         y_max: nice_max(top),
+        x_tick: tick,
+        y_tick: tick,
     };
     plot.open(
         out,
@@ -242,18 +272,14 @@ pub(super) fn histogram(out: &mut String, e: &Evaluation) -> fmt::Result {
         "share of leads",
     )?;
     for h in &d.histogram {
-        let (x0, x1) = (plot.x(h.lower) + 1.0, plot.x(h.upper) - 1.0);
-        let y = plot.y(h.evaluated_share);
-        write!(
-            out,
-            r#"<rect class="bar" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}"><title>{:.2}–{:.2}: {} of evaluated, {} of training</title></rect>"#,
-            x1 - x0,
-            plot.y(0.0) - y,
+        let title = format!(
+            "{:.2}–{:.2}: {} of evaluated, {} of training",
             h.lower,
             h.upper,
             pct(h.evaluated_share),
             pct(h.training_share)
-        )?;
+        );
+        bar(out, &plot, h.lower, h.upper, h.evaluated_share, &title)?;
     }
     let mut steps = Vec::new();
     for h in &d.histogram {
@@ -268,6 +294,26 @@ pub(super) fn histogram(out: &mut String, e: &Evaluation) -> fmt::Result {
          <span><span class=\"swatch\" style=\"border-color:#e08a1e\"></span>training leads</span> PSI {:.3} ({})</p></figure>",
         d.psi,
         esc(&d.level)
+    )
+}
+
+/// A bar from `lower` to `upper` on the x axis, `value` high, with `title` on hover.
+pub(super) fn bar(
+    out: &mut String,
+    plot: &Plot,
+    lower: f64,
+    upper: f64,
+    value: f64,
+    title: &str,
+) -> fmt::Result {
+    let (x0, x1) = (plot.x(lower) + 1.0, plot.x(upper) - 1.0);
+    let y = plot.y(value);
+    write!(
+        out,
+        r#"<rect class="bar" x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+        (x1 - x0).max(0.5),
+        plot.y(plot.y_min) - y,
+        esc(title)
     )
 }
 
@@ -340,6 +386,8 @@ fn predicted_against_realized(
         x_max: n as f64 - 0.5,
         y_min: 0.0,
         y_max: nice_max(top),
+        x_tick: tick,
+        y_tick: tick,
     };
     plot.open(out, title, "", y_title)?;
     monthly_band(out, &plot, rows)?;
