@@ -26,6 +26,14 @@ pub fn echo_prefix(text: &str) -> (&str, bool) {
     }
 }
 
+/// Client text in a message, unquoted: at most [`ECHO_CHARS`] characters, then `…`.
+pub fn echo(text: &str) -> String {
+    match echo_prefix(text) {
+        (all, false) => all.to_string(),
+        (prefix, true) => format!("{prefix}…"),
+    }
+}
+
 /// Client text in a message: quoted and escaped as `{:?}` would, and when longer than
 /// [`ECHO_CHARS`] characters, cut there and followed by `…` and the full size.
 pub struct Quoted<'a>(pub &'a str);

@@ -22,7 +22,7 @@ mod fit;
 #[cfg(test)]
 mod tests;
 
-pub use encode::{ECHO_CHARS, Quoted, echo_prefix, encode_table, format_number};
+pub use encode::{ECHO_CHARS, Quoted, echo, echo_prefix, encode_table, format_number};
 pub use fit::EncoderOptions;
 
 use crate::schema::{Kind, MissingTokens};

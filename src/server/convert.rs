@@ -6,7 +6,7 @@
 
 use super::pb;
 use super::wire::WireError;
-use crate::encoder::{Quoted, ValueError, echo_prefix};
+use crate::encoder::{Quoted, ValueError, echo};
 use crate::model::{Factor, Model, Scored};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
@@ -38,11 +38,10 @@ pub fn same_field(lead_path: &str, first: &str, second: &str, field: &str) -> St
         Quoted(second)
     );
     let violations = [first, second].map(|key| {
-        let shown = match echo_prefix(key) {
-            (all, false) => all.to_string(),
-            (prefix, true) => format!("{prefix}…"),
-        };
-        FieldViolation::new(format!("{lead_path}.fields[{shown}]"), description.clone())
+        FieldViolation::new(
+            format!("{lead_path}.fields[{}]", echo(key)),
+            description.clone(),
+        )
     });
     Status::with_error_details(
         Code::InvalidArgument,

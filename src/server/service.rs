@@ -280,8 +280,13 @@ impl<'a> Scratch<'a> {
         }
     }
 
-    /// The lead's age in days on `today` (see [`Model::lead_age`]).
-    fn age(&self, model: &Model, today: chrono::NaiveDate) -> Result<Option<f64>, LeadError> {
+    /// The lead's age in days on `today()` (see [`Model::lead_age`]); the clock is read only
+    /// for a model that ages its scores.
+    fn age(
+        &self,
+        model: &Model,
+        today: impl FnOnce() -> chrono::NaiveDate,
+    ) -> Result<Option<f64>, LeadError> {
         let Some(created) = model.created_column() else {
             return Ok(Some(0.0));
         };
@@ -317,7 +322,7 @@ impl<'a> Scratch<'a> {
             }
         };
         model
-            .lead_age(age_days, created_text, today)
+            .lead_age(age_days, created_text, today())
             .map_err(|message| match age_days {
                 Some(_) => refuse(crate::aging::AGE_FIELD, message),
                 None => refuse(created, message),
@@ -564,7 +569,7 @@ pub(crate) fn finish(
     // The age factor is one more explanation candidate.
     let explain = (explain as usize).min(attributes + model.ages() as usize);
     // The server's clock: a lead's age is counted to the day of the call (UTC).
-    let age = scratch.age(model, chrono::Utc::now().date_naive())?;
+    let age = scratch.age(model, || chrono::Utc::now().date_naive())?;
     let scored = model
         .score_at(|i| scratch.values[i], age, explain)
         .map_err(LeadError::Value)?;

@@ -22,6 +22,7 @@ pub mod types;
 use super::holder::Served;
 use super::metrics::Protocol;
 use super::service::{AgeField, Scratch, Shared, finish};
+use crate::encoder::echo;
 use crate::schema::Kind;
 use crate::server::pb;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -458,14 +459,6 @@ fn score_lead<'a>(
     }
     finish(served, &lead.lead_id, explain, scratch)
         .map_err(|e| ApiError::from_lead_status(e.into_status(lead_path, &served.model)))
-}
-
-/// Client text in a message: at most 64 characters, then `…`.
-fn echo(text: &str) -> String {
-    match crate::encoder::echo_prefix(text) {
-        (all, false) => all.to_string(),
-        (prefix, true) => format!("{prefix}…"),
-    }
 }
 
 /// The request body, refused when over `limit` bytes (413) or slower than [`BODY_TIMEOUT`].

@@ -7,7 +7,7 @@
 //! without naming the field; strings without escapes are borrowed, not copied.
 
 use super::ApiError;
-use crate::encoder::{RawValue, echo_prefix};
+use crate::encoder::{RawValue, echo};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue as Json;
@@ -138,9 +138,9 @@ fn object<'a>(text: &'a [u8], what: &str) -> Result<Vec<(Cow<'a, str>, &'a Json)
     for (i, (key, _)) in entries.iter().enumerate() {
         if entries[..i].iter().any(|(k, _)| k == key) {
             let field = if what == "the body" {
-                echoed(key)
+                echo(key)
             } else {
-                format!("{what}.{}", echoed(key))
+                format!("{what}.{}", echo(key))
             };
             return Err(ApiError::invalid(field, "given twice"));
         }
@@ -162,7 +162,7 @@ fn json_kind(text: &[u8]) -> &'static str {
 
 fn unknown_key(key: &str, prefix: &str, expected: &str) -> ApiError {
     ApiError::invalid(
-        format!("{prefix}{}", echoed(key)),
+        format!("{prefix}{}", echo(key)),
         format!("unknown key; expected {expected}"),
     )
 }
@@ -190,7 +190,7 @@ fn parse_explain(value: &Json) -> Result<u32, ApiError> {
             format!(
                 "must be a whole number from 0 to {} (got {})",
                 u32::MAX,
-                echoed(text)
+                echo(text)
             ),
         )
     })
@@ -206,7 +206,7 @@ fn fields<'a>(value: &'a Json, prefix: &str) -> Result<Vec<(Cow<'a, str>, Value<
         .into_iter()
         .map(|(name, raw)| {
             let value = field_value(raw).map_err(|message| {
-                ApiError::invalid(format!("{field}[{}]", echoed(&name)), message)
+                ApiError::invalid(format!("{field}[{}]", echo(&name)), message)
             })?;
             Ok((name, value))
         })
@@ -245,14 +245,6 @@ fn string(raw: &Json) -> Cow<'_, str> {
         _ => serde_json::from_str::<Key<'_>>(text)
             .map(|key| key.0)
             .unwrap_or(Cow::Borrowed("")),
-    }
-}
-
-/// Client text as echoed in a field path: cut after 64 characters.
-fn echoed(text: &str) -> String {
-    match echo_prefix(text) {
-        (all, false) => all.to_string(),
-        (prefix, true) => format!("{prefix}…"),
     }
 }
 
