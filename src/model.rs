@@ -96,8 +96,7 @@ pub struct HorizonCounts {
 impl Horizon {
     /// The last created date of a matured lead: `as_of` − H, when representable.
     pub fn matured_by(&self) -> Option<chrono::NaiveDate> {
-        chrono::NaiveDate::parse_from_str(&self.as_of, "%Y-%m-%d")
-            .ok()?
+        crate::schema::parse_date(&self.as_of)?
             .checked_sub_days(chrono::Days::new(self.days.into()))
     }
 }

@@ -84,17 +84,20 @@ pub(super) fn select(
             fit_rows.push(i);
         }
     }
+    // The selection rows, copied once for every candidate below.
+    let part = |rows: &[usize]| {
+        let sub = x.select(Axis(0), rows);
+        let sub_ages: Vec<u32> = rows.iter().map(|&i| ages[i]).collect();
+        let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
+        (sub, sub_ages, sub_won)
+    };
+    let (fit_x, fit_ages, fy) = part(&fit_rows);
+    let (val_x, val_ages, vy) = part(&val_rows);
     let loss_with = |chosen: &[String]| -> Result<f64, TrainError> {
         let terms = AgeTerms::new(encoder, horizon_days, max_age_days, chosen)
             .map_err(TrainError::Solver)?;
-        let part = |rows: &[usize]| {
-            let sub = x.select(Axis(0), rows);
-            let sub_ages: Vec<u32> = rows.iter().map(|&i| ages[i]).collect();
-            let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
-            (widen(sub.view(), &sub_ages, &terms), sub_won)
-        };
-        let (fx, fy) = part(&fit_rows);
-        let (vx, vy) = part(&val_rows);
+        let fx = widen(fit_x.view(), &fit_ages, &terms);
+        let vx = widen(val_x.view(), &val_ages, &terms);
         let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
         Ok(log_loss(&fit.probabilities(vx.view()).to_vec(), &vy))
     };
