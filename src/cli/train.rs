@@ -299,10 +299,11 @@ fn summarise_drift(out: &mut String, drift: &FeatureDrift) {
     outln!(
         out,
         "drift      holdout against the training part: {notable} of {} attributes moved \
-         (PSI ≥ 0.1), {} flagged (!: PSI ≥ 0.25, or ≥ 10% of the numbers outside the training \
-         range or of the labels unseen)",
+         (PSI ≥ {}), {} flagged (!: {})",
         drift.attributes.len(),
+        crate::evaluate::drift::PSI_MODERATE,
         drift.flagged().count(),
+        crate::evaluate::feature_drift::flag_rule(),
     );
     // Writing into a String cannot fail.
     let _ = crate::evaluate::report_terminal::feature_drift_table(out, drift, true);

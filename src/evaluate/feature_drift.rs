@@ -24,6 +24,16 @@ use serde::Serialize;
 /// range, or of its labels was never seen in training, whatever its PSI: past the range the
 /// model extrapolates, and an unseen label gets no weight of its own.
 pub const FLAG_SHARE: f64 = 0.10;
+/// The flag rule as the reports state it: "PSI ≥ 0.25, or ≥ 10% of the numbers outside the
+/// training range or of the labels unseen".
+pub fn flag_rule() -> String {
+    format!(
+        "PSI ≥ {}, or ≥ {:.0}% of the numbers outside the training range or of the labels unseen",
+        super::drift::PSI_MAJOR,
+        FLAG_SHARE * 100.0
+    )
+}
+
 /// Causes smaller than this share are left out of a reason.
 const MENTION_SHARE: f64 = 0.01;
 /// A change in the missing share of at least this many points is named in a reason.

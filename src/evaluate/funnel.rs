@@ -9,10 +9,11 @@
 //! (with both dates) took, so each is a day some lead actually took.
 
 use super::Labels;
+use super::inputs::grouping::month_label;
 use crate::metrics::{Z_95, wilson_interval};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether one lead reached one stage, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,30 +171,28 @@ fn tally(from: &[Reached], to: &[Reached], codes: &[u32], groups: usize) -> Vec<
 /// Each lead's month of entering a stage, as codes into the months in order (leads that did
 /// not enter on a known date get `Labels::NONE`).
 fn entry_months(stage: &[Reached]) -> (Vec<u32>, Vec<String>) {
-    let months: BTreeMap<(i32, u32), u32> = stage
+    // A date's month as its first day: ordered like the months, labelled by `month_label`.
+    let month = |d: &NaiveDate| d.with_day(1).unwrap_or(*d);
+    let months: BTreeSet<NaiveDate> = stage
         .iter()
         .filter_map(|r| match r {
-            Reached::On(d) => Some((d.year(), d.month())),
+            Reached::On(d) => Some(month(d)),
             _ => None,
         })
-        .map(|m| (m, 0))
         .collect();
-    let index: BTreeMap<(i32, u32), u32> = months
-        .keys()
+    let index: BTreeMap<NaiveDate, u32> = months
+        .iter()
         .enumerate()
         .map(|(i, &m)| (m, i as u32))
         .collect();
     let codes = stage
         .iter()
         .map(|r| match r {
-            Reached::On(d) => index[&(d.year(), d.month())],
+            Reached::On(d) => index[&month(d)],
             _ => Labels::NONE,
         })
         .collect();
-    let labels = index
-        .keys()
-        .map(|(y, m)| format!("{y:04}-{m:02}"))
-        .collect();
+    let labels = months.into_iter().map(month_label).collect();
     (codes, labels)
 }
 

@@ -323,9 +323,9 @@ fn feature_drift(out: &mut String, drift: &FeatureDrift) -> fmt::Result {
     let flagged = drift.flagged().count();
     writeln!(
         out,
-        "drift per attribute against training, worst first ({flagged} of {} flagged !: PSI ≥ \
-         0.25, or ≥ 10% of the numbers outside the training range or of the labels unseen)",
-        drift.attributes.len()
+        "drift per attribute against training, worst first ({flagged} of {} flagged !: {})",
+        drift.attributes.len(),
+        crate::evaluate::feature_drift::flag_rule()
     )?;
     feature_drift_table(out, drift, false)
 }

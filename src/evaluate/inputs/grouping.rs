@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub const MISSING_LABEL: &str = "(missing)";
 
 /// The month a date is filed under: `YYYY-MM`.
-pub(super) fn month_label(date: NaiveDate) -> String {
+pub(crate) fn month_label(date: NaiveDate) -> String {
     format!("{:04}-{:02}", date.year(), date.month())
 }
 

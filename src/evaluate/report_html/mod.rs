@@ -560,13 +560,15 @@ fn feature_drift_section(out: &mut String, e: &Evaluation) -> fmt::Result {
     }
     writeln!(
         out,
-        "<p class=\"note\">{} of {} attributes flagged: PSI ≥ 0.25 (bins: a number's training \
-         deciles, a category's levels, unseen labels and missing values), or at least 10% of \
+        "<p class=\"note\">{} of {} attributes flagged: PSI ≥ {} (bins: a number's training \
+         deciles, a category's levels, unseen labels and missing values), or at least {:.0}% of \
          the numbers outside the training range or of the labels never seen in training. Worst \
          first. Below, above and unseen are shares of the values present; missing is of all \
          leads, training in brackets.</p>",
         d.flagged().count(),
-        d.attributes.len()
+        d.attributes.len(),
+        crate::evaluate::drift::PSI_MAJOR,
+        crate::evaluate::feature_drift::FLAG_SHARE * 100.0
     )?;
     writeln!(
         out,
