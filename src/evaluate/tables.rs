@@ -381,7 +381,8 @@ pub fn cohort_rows(
         .map(|(month, (row, maturing))| {
             let matured = row.map_or(0, |r| r.leads);
             let won_within = row.map_or(0, |r| r.wins);
-            let (ci_low, ci_high) = wilson_interval(won_within, matured, Z_95);
+            // The monthly row's own interval; a month with no matured lead has the empty one.
+            let (ci_low, ci_high) = row.map_or((0.0, 1.0), |r| (r.ci_low, r.ci_high));
             CohortRow {
                 month: month.to_string(),
                 leads: matured + maturing,

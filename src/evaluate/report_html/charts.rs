@@ -335,37 +335,20 @@ pub(super) fn monthly(out: &mut String, e: &Evaluation) -> fmt::Result {
 /// A horizon model's cohorts: predicted against realized closure within H per month, over the
 /// matured leads (months where none has matured are left out of the chart, not the table).
 pub(super) fn cohorts(out: &mut String, e: &Evaluation) -> fmt::Result {
-    let (Some(cohorts), Some(days)) = (&e.cohorts, e.horizon_days) else {
+    let (Some(_), Some(days)) = (&e.cohorts, e.horizon_days) else {
         return Ok(());
     };
     let title = format!("Cohorts: closure within {days} days");
     writeln!(out, "<figure><figcaption>{}</figcaption>", esc(&title))?;
-    let rows: Vec<RateRow> = cohorts
-        .iter()
-        .filter_map(|c| {
-            Some(RateRow {
-                label: c.month.clone(),
-                leads: c.matured,
-                wins: c.won_within,
-                realized_rate: c.realized_rate?,
-                ci_low: c.ci_low,
-                ci_high: c.ci_high,
-                mean_predicted: c.mean_predicted?,
-                difference: 0.0,
-                difference_low: 0.0,
-                difference_high: 0.0,
-                significant: false,
-                prediction_outside: c.prediction_outside,
-            })
-        })
-        .collect();
+    // The cohorts with matured leads are the evaluation's monthly rows, in the same order.
+    let rows = e.months.as_ref().map_or(&[][..], |m| &m.rows[..]);
     if rows.is_empty() {
         return writeln!(
             out,
             "<p class=\"note\">No cohort has matured yet.</p></figure>"
         );
     }
-    predicted_against_realized(out, &title, &format!("closure within {days} days"), &rows)
+    predicted_against_realized(out, &title, &format!("closure within {days} days"), rows)
 }
 
 /// Realized rates with their 95% band against mean predictions, one point per row, closing
