@@ -23,8 +23,9 @@
 //! changes what stored models mean, while field names are stored as spelled and this rule can
 //! change without touching any model. Neither module depends on the other.
 
+use hashbrown::HashTable;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,17 +96,20 @@ fn fold_into(name: &str, buf: &mut [u8; 128]) -> Option<usize> {
 type FastHash = foldhash::fast::FixedState;
 
 /// A model's field names → attribute index, built once per loaded model.
-///
-/// The names are the model's own (clients only look up), so a fast non-keyed hash is safe: no
-/// client can add colliding entries.
 #[derive(Debug, Clone)]
 pub struct FieldIndex {
+    /// Hashes every key looked up, once: the exact table and the thread's [`UNMATCHED`] cache
+    /// share the hash, so a key the model does not use costs one hash, not two. Seeded per
+    /// index, as clients choose the keys that go into the cache.
+    hasher: KeyHash,
     /// Exact spelling → attribute. The hot path: a correctly spelled key costs one hash of its
     /// bytes and no allocation. Bytes, so the gRPC reader can look a key up before (and instead
     /// of) checking that it is UTF-8.
-    exact: HashMap<Box<[u8]>, usize, FastHash>,
+    exact: HashTable<(Box<[u8]>, usize)>,
     /// Hash of the folded name → the attributes with that hash, lowest index first: any other
-    /// spelling is found here, hashed and compared on the fly, still without allocating.
+    /// spelling is found here, hashed and compared on the fly, still without allocating. A fast
+    /// fixed-seed hash: the names are the model's own (clients only look up), so no client can
+    /// add colliding entries.
     folded: HashMap<u64, Vec<usize>, FastHash>,
     /// The names as the model spells them, in attribute order, for lookups and messages.
     names: Vec<String>,
@@ -113,8 +117,14 @@ pub struct FieldIndex {
     id: u64,
 }
 
-/// Client keys: seeded per process, as clients choose what goes in.
-type KeySet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
+/// A key's hash under its index's seeded hasher, from [`FieldIndex::get_exact`]'s miss, for
+/// [`FieldIndex::get_folded`] to look the key up in the cache of unmatched keys without
+/// hashing it again.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyHashed(u64);
+
+/// The hash of client keys: seeded, as clients choose what goes in the unmatched cache.
+type KeyHash = foldhash::fast::RandomState;
 
 /// Where [`FieldIndex`] ids come from.
 static NEXT_INDEX_ID: AtomicU64 = AtomicU64::new(0);
@@ -127,21 +137,30 @@ const MAX_UNMATCHED_KEY_BYTES: usize = 256;
 thread_local! {
     /// Keys this thread found to denote no field of the index whose id is `.0`. A CRM sends its
     /// whole record on every call, so the same unused names come again and again (15 of 35 in
-    /// the X Education benchmark); remembering them makes each one cost a hash instead of a
-    /// fold (about 550 instructions each, 5% of a call). Per thread, so it needs no lock.
-    static UNMATCHED: RefCell<(u64, KeySet)> = RefCell::new((u64::MAX, KeySet::default()));
+    /// the X Education benchmark); remembering them makes each one cost a probe with the hash
+    /// the exact table already computed, instead of a fold (about 550 instructions each, 5% of
+    /// a call). Per thread, so it needs no lock.
+    static UNMATCHED: RefCell<(u64, HashTable<Box<[u8]>>)> =
+        const { RefCell::new((u64::MAX, HashTable::new())) };
 }
 
 impl FieldIndex {
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> FieldIndex {
         let names: Vec<String> = names.into_iter().map(str::to_string).collect();
-        let mut exact: HashMap<Box<[u8]>, usize, FastHash> = HashMap::default();
+        let hasher = KeyHash::default();
+        let mut exact: HashTable<(Box<[u8]>, usize)> = HashTable::new();
         let mut folded: HashMap<u64, Vec<usize>, FastHash> = HashMap::default();
         for (i, name) in names.iter().enumerate() {
-            exact.entry(name.as_bytes().into()).or_insert(i);
+            let key = name.as_bytes();
+            let hash = hasher.hash_one(key);
+            // The first of two identical names keeps the spelling.
+            if exact.find(hash, |(k, _)| **k == *key).is_none() {
+                exact.insert_unique(hash, (key.into(), i), |(k, _)| hasher.hash_one(&**k));
+            }
             folded.entry(folded_hash(name)).or_default().push(i);
         }
         FieldIndex {
+            hasher,
             exact,
             folded,
             names,
@@ -154,8 +173,8 @@ impl FieldIndex {
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<usize> {
         match self.get_exact(key) {
-            Some(i) => Some(i),
-            None => self.get_folded(std::str::from_utf8(key).ok()?),
+            Ok(i) => Some(i),
+            Err(hashed) => self.get_folded(std::str::from_utf8(key).ok()?, hashed),
         }
     }
 
@@ -163,24 +182,31 @@ impl FieldIndex {
     #[inline]
     pub fn get_str(&self, key: &str) -> Option<usize> {
         match self.get_exact(key.as_bytes()) {
-            Some(i) => Some(i),
-            None => self.get_folded(key),
+            Ok(i) => Some(i),
+            Err(hashed) => self.get_folded(key, hashed),
         }
     }
 
-    /// The attribute spelled exactly `key`: the first half of the rule, for a caller that
-    /// needs a key it does not find as text anyway (the gRPC reader, whose unused names go
-    /// into a warning) and so checks its UTF-8 once, then asks [`FieldIndex::get_folded`].
+    /// The attribute spelled exactly `key`, or the key's hash: the first half of the rule, for
+    /// a caller that needs a key it does not find as text anyway (the gRPC reader, whose unused
+    /// names go into a warning) and so checks its UTF-8 once, then asks
+    /// [`FieldIndex::get_folded`] with the hash.
     #[inline]
-    pub fn get_exact(&self, key: &[u8]) -> Option<usize> {
-        self.exact.get(key).copied()
+    pub fn get_exact(&self, key: &[u8]) -> Result<usize, KeyHashed> {
+        let hash = self.hasher.hash_one(key);
+        match self.exact.find(hash, |(k, _)| **k == *key) {
+            Some(&(_, i)) => Ok(i),
+            None => Err(KeyHashed(hash)),
+        }
     }
 
-    /// The attribute `key` denotes under the rule when it is not an exact spelling.
+    /// The attribute `key` denotes under the rule when it is not an exact spelling; `hashed`
+    /// is what [`FieldIndex::get_exact`] returned for it.
     #[inline(never)]
-    pub fn get_folded(&self, key: &str) -> Option<usize> {
+    pub fn get_folded(&self, key: &str, hashed: KeyHashed) -> Option<usize> {
+        let key_bytes = key.as_bytes();
         UNMATCHED.with_borrow_mut(|(id, unmatched)| {
-            if *id == self.id && unmatched.contains(key.as_bytes()) {
+            if *id == self.id && unmatched.find(hashed.0, |k| **k == *key_bytes).is_some() {
                 return None;
             }
             let found = self.find_folded(key);
@@ -190,7 +216,8 @@ impl FieldIndex {
                     *id = self.id;
                 }
                 if unmatched.len() < MAX_UNMATCHED_KEYS {
-                    unmatched.insert(key.as_bytes().into());
+                    unmatched
+                        .insert_unique(hashed.0, key_bytes.into(), |k| self.hasher.hash_one(&**k));
                 }
             }
             found

@@ -517,11 +517,11 @@ fn score_one<'a>(
     let fields = served.model.fields();
     let lead_id = wire::lead(lead, |name, value| {
         let field = match fields.get_exact(name) {
-            Some(i) => i,
-            None => {
+            Ok(i) => i,
+            Err(hashed) => {
                 // Any other spelling is checked as text once, for the rule and the warning.
                 let text = wire::name(name)?;
-                match fields.get_folded(text) {
+                match fields.get_folded(text, hashed) {
                     Some(i) => i,
                     None => {
                         match AgeField::of(&served.model, text) {
