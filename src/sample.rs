@@ -124,6 +124,17 @@ pub struct SampleOptions {
     /// Also write each lead's true P(ever won) here (`lead_id,company_size,p_won`), for tests
     /// that compare a model with the truth (see [`p_win_within`]).
     pub truth: Option<std::path::PathBuf>,
+    /// Give `days_since_last_touch` the curved effect [`curved_touch`] instead of its straight
+    /// line, for tests and benchmarks of numeric shapes. The leads drawn are the same; only
+    /// their chances (so the outcomes) change.
+    pub curved: bool,
+}
+
+/// The curved effect of `days_since_last_touch` on the log-odds with `--curved`: leads touched
+/// about a week ago close best, fresher and older ones less (rising by 0.8 to its peak near 7
+/// days, then falling by 0.04 a day, the straight line's slope).
+pub fn curved_touch(days: f64) -> f64 {
+    -0.04 * days + 1.2 * (1.0 - (-days / 3.0).exp())
 }
 
 /// The last day of the export written with closed dates: leads are created on the 365 days of
@@ -261,7 +272,7 @@ pub fn write(out: &Path, options: &SampleOptions) -> Result<SampleSummary, FileE
             day: rng.random_range(0..365),
             levels,
         };
-        partial_logits.push(partial_logit(&lead));
+        partial_logits.push(partial_logit(&lead, options.curved));
         leads.push(lead);
     }
     let intercept = solve_intercept(&partial_logits, TARGET_RATE);
@@ -295,7 +306,7 @@ pub fn write(out: &Path, options: &SampleOptions) -> Result<SampleSummary, FileE
         .transpose()?;
     let (mut wins, mut open) = (0, 0);
     for (i, lead) in leads.iter().enumerate() {
-        let p = crate::model::sigmoid(intercept + partial_logit(lead));
+        let p = crate::model::sigmoid(intercept + partial_logit(lead, options.curved));
         let won = rng.random::<f64>() < p;
         wins += won as usize;
         let id = format!("L{:07}", i + 1);
@@ -403,7 +414,8 @@ fn pick(rng: &mut ChaCha8Rng, levels: &[(&str, f64, f64)]) -> usize {
 }
 
 /// The lead's log-odds without the intercept. Missing web visits count as the average (4).
-fn partial_logit(lead: &Lead) -> f64 {
+/// `curved`: `days_since_last_touch` acts through [`curved_touch`].
+fn partial_logit(lead: &Lead, curved: bool) -> f64 {
     let categories: f64 = TRUTH
         .categories
         .iter()
@@ -419,7 +431,13 @@ fn partial_logit(lead: &Lead) -> f64 {
         .numeric
         .iter()
         .zip(values)
-        .map(|(&(_, effect), v)| effect * v)
+        .map(|(&(name, effect), v)| {
+            if curved && name == "days_since_last_touch" {
+                curved_touch(v)
+            } else {
+                effect * v
+            }
+        })
         .sum();
     categories
         + numeric
@@ -496,6 +514,7 @@ mod tests {
             seed: 5,
             closed_dates: true,
             truth: None,
+            curved: false,
         };
         let summary = write(&dated, &options).unwrap();
         let export = date("2025-12-31");
@@ -542,6 +561,7 @@ mod tests {
             seed: 9,
             closed_dates: true,
             truth: Some(truth.clone()),
+            curved: false,
         };
         write(&data, &options).unwrap();
         let export = date("2025-12-31");

@@ -32,6 +32,7 @@ fn fit_one(kind: Kind, cells: &[&str], won: &[bool], min_level_count: usize) -> 
     let options = EncoderOptions {
         min_level_count,
         max_levels: 100,
+        shapes: false,
     };
     let enc = FeatureEncoder::fit(
         [("x", kind, &col)],
@@ -219,6 +220,7 @@ fn table_encoding_matches_row_encoding() {
         &EncoderOptions {
             min_level_count: 1,
             max_levels: 2,
+            shapes: false,
         },
     )
     .unwrap();

@@ -67,6 +67,16 @@ pub enum WonWithoutDate {
     Drop,
 }
 
+/// `train --shapes`: whether numeric attributes may get a curved effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shapes {
+    /// A shape where it lowers the validation log loss on the training part beyond noise.
+    Auto,
+    /// Every number linear (the model as before shapes existed).
+    #[default]
+    Off,
+}
+
 impl HorizonConfig {
     pub fn new(days: u32, closed_at: impl Into<String>) -> HorizonConfig {
         HorizonConfig {
