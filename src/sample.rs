@@ -131,10 +131,10 @@ pub struct SampleOptions {
 }
 
 /// The curved effect of `days_since_last_touch` on the log-odds with `--curved`: leads touched
-/// about a week ago close best, fresher and older ones less (rising by 0.8 to its peak near 7
-/// days, then falling by 0.04 a day, the straight line's slope).
+/// a week or two ago close best, fresher and older ones less (rising by 0.68 to its peak near
+/// 12 days, then falling towards the straight line's slope, 0.04 a day).
 pub fn curved_touch(days: f64) -> f64 {
-    -0.04 * days + 1.2 * (1.0 - (-days / 3.0).exp())
+    -0.04 * days + 1.5 * (1.0 - (-days / 8.0).exp())
 }
 
 /// The last day of the export written with closed dates: leads are created on the 365 days of

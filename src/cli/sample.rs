@@ -30,8 +30,8 @@ pub struct SampleArgs {
     /// the closed dates' delays it gives the true P(won within H days) at any age.
     #[arg(long, value_name = "FILE")]
     truth: Option<PathBuf>,
-    /// Give days_since_last_touch a curved effect (best near a week, fresher and older leads
-    /// less) instead of a straight line: same leads, other outcomes; for trying `train --shapes`.
+    /// Give days_since_last_touch a curved effect (best near 12 days, fresher and older
+    /// leads less) instead of a straight line: same leads, other outcomes; for trying `train --shapes`.
     #[arg(long)]
     curved: bool,
 }
