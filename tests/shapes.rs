@@ -197,6 +197,42 @@ fn explanations_of_a_shaped_model_add_up_to_its_log_odds() {
     }
 }
 
+/// The model picture draws a shaped attribute's effect as the curve the encoder makes (up, then
+/// down), with its knots among the points, and names the knots.
+#[test]
+fn the_model_picture_draws_a_shaped_effect_as_a_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(dir.path(), 30_000, true, false);
+    let artifact = train(&config(&data, true), &mut |_| {}).unwrap().artifact;
+    let page = leadscore::evaluate::report_html::render_model(&artifact);
+    let start = page.find(&format!("<h3>{TOUCH} ")).unwrap();
+    let section = &page[start..start + page[start..].find("</section>").unwrap()];
+    assert!(section.contains("Shaped: a restricted cubic spline with knots at"));
+    let points = section
+        .split("<polyline class=\"real\" points=\"")
+        .nth(1)
+        .unwrap();
+    let ys: Vec<f64> = points[..points.find('"').unwrap()]
+        .split(' ')
+        .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    // SVG y grows downwards: the effect rises (y falls) from the first point, then falls.
+    let top = ys
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert!(top > 0 && top < ys.len() - 1, "{ys:?}");
+    assert!(
+        ys[0] > ys[top] + 5.0 && ys[ys.len() - 1] > ys[top] + 5.0,
+        "{ys:?}"
+    );
+    let shape = artifact.encoder.attributes.iter().find(|a| a.name == TOUCH);
+    let knots = shape.unwrap().shape().unwrap().knots.len();
+    assert!(ys.len() >= 64 && ys.len() <= 64 + knots);
+}
+
 #[test]
 fn an_aging_model_with_a_shaped_attribute_ages_all_its_columns() {
     let dir = tempfile::tempdir().unwrap();

@@ -437,11 +437,14 @@ fn summarise_notes(out: &mut String, trained: &Trained) {
         }
     }
     let t = &trained.timings;
-    let age_terms = if trained.artifact.aging.is_some() {
+    let mut age_terms = if trained.artifact.aging.is_some() {
         format!(", age terms {:.2}", t.age_terms)
     } else {
         String::new()
     };
+    if trained.artifact.shapes.is_some() {
+        age_terms = format!(", shapes {:.2}{age_terms}", t.shapes);
+    }
     outln!(
         out,
         "time       {:.2} s (read {:.2}, encode {:.2}{age_terms}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",
