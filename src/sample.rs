@@ -491,6 +491,34 @@ mod tests {
         assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
     }
 
+    /// `--curved` draws the same leads; only outcomes move, at the same closure rate, and the
+    /// curve peaks between a week and two.
+    #[test]
+    fn curved_leads_are_the_same_leads_with_other_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        write_sample(&a, 5000, 7).unwrap();
+        let options = SampleOptions {
+            rows: 5000,
+            seed: 7,
+            curved: true,
+            ..SampleOptions::default()
+        };
+        let curved = write(&b, &options).unwrap();
+        assert!((curved.closure_rate - TARGET_RATE).abs() < 0.02);
+        let (plain, bent) = (rows(&a), rows(&b));
+        let outcome = plain[0].len() - 1;
+        let mut differ = 0;
+        for (p, c) in plain.iter().zip(&bent) {
+            assert_eq!(p[..outcome], c[..outcome]);
+            differ += (p[outcome] != c[outcome]) as usize;
+        }
+        assert!(differ > 100, "{differ}");
+        let peak =
+            (0..60).max_by(|&x, &y| curved_touch(x as f64).total_cmp(&curved_touch(y as f64)));
+        assert!((7..=14).contains(&peak.unwrap()));
+    }
+
     /// Reads a written sample: each row's cells.
     fn rows(path: &Path) -> Vec<Vec<String>> {
         csv::Reader::from_path(path)
