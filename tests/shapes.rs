@@ -255,21 +255,20 @@ fn an_aging_model_with_a_shaped_attribute_ages_all_its_columns() {
         names.contains(&format!("age × {TOUCH} (spline 1)")),
         "{names:?}"
     );
+    // A lead touched 6 days ago, nothing else known.
+    let touch = attribute(&model, TOUCH);
+    let only_touch = |j: usize| {
+        if j == touch {
+            RawValue::Number(6.0)
+        } else {
+            RawValue::Missing
+        }
+    };
     let mut row = vec![0.0; model.encoder().width()];
     let mut readings = Vec::new();
     model
         .encoder()
-        .encode_row(
-            |j| {
-                if model.encoder().attributes[j].name == TOUCH {
-                    RawValue::Number(6.0)
-                } else {
-                    RawValue::Missing
-                }
-            },
-            &mut row,
-            &mut readings,
-        )
+        .encode_row(only_touch, &mut row, &mut readings)
         .unwrap();
     let mut tail = vec![0.0; terms.width()];
     terms.extend(&row, 45.0, &mut tail);
@@ -280,17 +279,7 @@ fn an_aging_model_with_a_shaped_attribute_ages_all_its_columns() {
     // The model scores a lead at an age, and the age moves it.
     let score = |age: f64| {
         model
-            .score_at(
-                |j| {
-                    if model.encoder().attributes[j].name == TOUCH {
-                        RawValue::Number(6.0)
-                    } else {
-                        RawValue::Missing
-                    }
-                },
-                Some(age),
-                3,
-            )
+            .score_at(only_touch, Some(age), 3)
             .unwrap()
             .probability
     };
