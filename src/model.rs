@@ -207,9 +207,7 @@ impl ModelArtifact {
         let choice = self.shapes.as_ref()?;
         let Some(&(_, linear)) = choice.selection.first() else {
             return Some(
-                "no numeric attribute can bend (every one has fewer than 3 distinct \
-                 knots): all linear"
-                    .into(),
+                "nothing to shape (no numeric attribute with 3 distinct knots): all linear".into(),
             );
         };
         if choice.shaped.is_empty() {
