@@ -119,6 +119,22 @@ fn a_curved_effect_gets_a_shape_that_follows_it_and_straight_ones_do_not() {
     );
     assert_eq!(linear.format_version, 1);
     assert!(linear.shapes.is_none());
+    // Drift is measured on raw values: the training distributions (and ranges, limits, the
+    // quintiles explanations quote) are the linear model's.
+    for (shaped, plain) in a.encoder.attributes.iter().zip(&linear.encoder.attributes) {
+        assert_eq!(shaped.distribution, plain.distribution);
+        let (Encoding::Numeric { shape: Some(_), .. }, Encoding::Numeric { .. }) =
+            (&shaped.encoding, &plain.encoding)
+        else {
+            assert_eq!(shaped.encoding, plain.encoding);
+            continue;
+        };
+        let mut unshaped = shaped.encoding.clone();
+        if let Encoding::Numeric { shape, .. } = &mut unshaped {
+            *shape = None;
+        }
+        assert_eq!(unshaped, plain.encoding);
+    }
 }
 
 #[test]
