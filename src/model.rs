@@ -207,7 +207,9 @@ impl ModelArtifact {
         let choice = self.shapes.as_ref()?;
         let Some(&(_, linear)) = choice.selection.first() else {
             return Some(
-                "nothing to shape (no numeric attribute with 3 distinct knots): all linear".into(),
+                "nothing to shape (no numeric attribute with 3 distinct knots; or the choice \
+                 failed, as the progress lines say): all linear"
+                    .into(),
             );
         };
         if choice.shaped.is_empty() {

@@ -129,6 +129,8 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
             }),
             _ => None,
         };
+        // The choice fits a sample of the training part: should a fit fail there (a sample
+        // without wins, say), the numbers stay linear rather than the training failing.
         let selection = shapes::select(
             &solver,
             &encoder,
@@ -137,7 +139,14 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
             &holdout.won[..n],
             &holdout.rows[..n],
             progress,
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            progress(&format!("shapes: not chosen ({e}); every number linear"));
+            selection::Selection {
+                chosen: Vec::new(),
+                tried: Vec::new(),
+            }
+        });
         let x = shapes::keep(&mut encoder, &selection.chosen, x);
         timings.shapes = started.elapsed().as_secs_f64();
         (x, Some(shapes::record(selection)))
