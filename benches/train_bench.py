@@ -7,9 +7,11 @@ ratio leadscore / scikit-learn, peak resident memory and holdout AUC of each.
 Generators: `sample` is `leadscore sample` (8 reps, 36 encoded columns); `wide` has the same
 columns with more levels (30 reps, 12 sources, 20 industries, 10 regions: 84 encoded columns),
 drawn here. With several `--bin`s (e.g. builds before and after a change), each run alternates
-all of them and the reference.
+all of them and the reference; with `--shapes off auto`, each binary runs once per mode
+(`train --shapes MODE`), alternated in the same way.
 
     cargo build --release && python3 benches/train_bench.py --rows 100000 1000000 --runs 3
+    python3 benches/train_bench.py --rows 1000000 --runs 3 --shapes off auto
 """
 import argparse
 import csv
@@ -94,6 +96,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--generators", nargs="+", choices=["sample", "wide"], default=["sample"])
     parser.add_argument("--bin", nargs="+", default=[BIN], help="leadscore binaries to compare")
+    parser.add_argument("--shapes", nargs="+", choices=["off", "auto"],
+                        help="run each binary with train --shapes MODE, per mode (default: without the flag)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         for generator in args.generators:
@@ -108,16 +112,19 @@ def bench(args, work, generator, rows):
                        check=True, stderr=subprocess.DEVNULL)
     else:
         write_wide(data, rows, seed=1)
-    ours = {b: [] for b in args.bin}
-    ours_cpu = {b: [] for b in args.bin}
+    variants = [(b, mode) for b in args.bin for mode in (args.shapes or [None])]
+    ours = {v: [] for v in variants}
+    ours_cpu = {v: [] for v in variants}
     theirs, theirs_cpu = [], []
     for run in range(args.runs):
-        for i, b in enumerate(args.bin):
+        for i, (b, mode) in enumerate(variants):
             models = os.path.join(work, f"models-{generator}-{rows}-{run}-{i}")
+            flags = ["--shapes", mode] if mode else []
             wall, rss, out, cpu = timed([b, "train", "--data", data, "--target", "converted",
-                                         "--id", "lead_id", "--models", models, "--json", "--quiet"])
-            ours[b].append((wall, rss, json.loads(out)))
-            ours_cpu[b].append(cpu)
+                                         "--id", "lead_id", "--models", models, "--json", "--quiet",
+                                         *flags])
+            ours[(b, mode)].append((wall, rss, json.loads(out)))
+            ours_cpu[(b, mode)].append(cpu)
         wall, rss, out, cpu = timed([sys.executable, os.path.join(HERE, "train_reference.py"),
                                      data, os.path.join(work, "model.pkl")])
         theirs.append((wall, rss, json.loads(out)))
@@ -126,19 +133,23 @@ def bench(args, work, generator, rows):
     theirs_wall = med([w for w, _, _ in theirs])
     fit_theirs = med([r["holdout_fit"] for _, _, r in theirs])
     print(f"== {rows} leads ({generator}), {args.runs} runs each (medians)")
-    for b in args.bin:
-        runs = ours[b]
+    for v in variants:
+        b, mode = v
+        runs = ours[v]
         ours_wall = med([w for w, _, _ in runs])
         t = [s["timings_seconds"] for _, _, s in runs]
         fit_ours = med([x["holdout_fit"] for x in t])
         name = "leadscore train" if len(args.bin) == 1 else b
+        if mode:
+            name += f" --shapes {mode}"
+        shapes = f"shapes {med([x['shapes'] for x in t]):.2f}  " if "shapes" in t[0] else ""
         print(f"{name:17} {ours_wall:7.2f} s wall  peak RSS {med([r for _, r, _ in runs]):7.0f} MiB  "
               f"holdout AUC {runs[0][2]['holdout']['metrics']['roc_auc']:.4f}  features {runs[0][2]['features']}")
         print(f"   stages: read {med([x['read'] for x in t]):.2f}  encode {med([x['encode'] for x in t]):.2f}  "
-              f"choose alpha {med([x['select_alpha'] for x in t]):.2f}  holdout fit {fit_ours:.2f}  "
+              f"{shapes}choose alpha {med([x['select_alpha'] for x in t]):.2f}  holdout fit {fit_ours:.2f}  "
               f"final fit {med([x['final_fit'] for x in t]):.2f}")
-        print(f"   CPU time (user+sys) {med(ours_cpu[b]):.2f} s; ratio to scikit-learn: end to end "
-              f"{ours_wall / theirs_wall:.2f}x wall, {med(ours_cpu[b]) / med(theirs_cpu):.2f}x CPU; "
+        print(f"   CPU time (user+sys) {med(ours_cpu[v]):.2f} s; ratio to scikit-learn: end to end "
+              f"{ours_wall / theirs_wall:.2f}x wall, {med(ours_cpu[v]) / med(theirs_cpu):.2f}x CPU; "
               f"holdout fit {fit_ours / fit_theirs:.2f}x")
     print(f"scikit-learn      {theirs_wall:7.2f} s wall  peak RSS {med([r for _, r, _ in theirs]):7.0f} MiB  "
           f"holdout AUC {theirs[0][2]['holdout_auc']:.4f}  features {theirs[0][2]['features']}")

@@ -14,8 +14,22 @@ use crate::schema::Kind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Version of the artifact layout; a reader refuses versions it does not know.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the artifact layout this leadscore writes for a model with a shaped numeric
+/// attribute (`shape` in its encoding); a reader refuses versions it does not know.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The version written for a model without shapes: the layout before shapes existed, so such a
+/// model is byte for byte what an older leadscore wrote, and an older leadscore loads it.
+pub const LINEAR_FORMAT_VERSION: u32 = 1;
+
+/// The format version a model with this encoder is written as.
+pub fn format_version(encoder: &FeatureEncoder) -> u32 {
+    if encoder.has_shapes() {
+        FORMAT_VERSION
+    } else {
+        LINEAR_FORMAT_VERSION
+    }
+}
 
 /// Contributions smaller than this (in log-odds) are not reported as factors.
 const FACTOR_EPSILON: f64 = 1e-9;
@@ -53,6 +67,23 @@ pub struct ModelArtifact {
     /// probability. Absent, the probability is for a new lead (age 0) whatever its age.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aging: Option<Aging>,
+    /// With `train --shapes auto`: which numeric attributes kept a shape and why. Absent in
+    /// models trained with `--shapes off` or before shapes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shapes: Option<ShapeChoice>,
+}
+
+/// How the shapes of the numeric attributes were chosen: forward selection by validation log
+/// loss on a split of the training part (never the holdout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapeChoice {
+    /// The attributes that kept their shape (the others are linear).
+    pub shaped: Vec<String>,
+    /// Each step tried and its validation log loss: `"none"` (every attribute linear) first,
+    /// then each shape alone, then the shapes added best first (`"a + b"`).
+    pub selection: Vec<(String, f64)>,
+    /// The share of the linear model's validation log loss a shape had to save to be kept.
+    pub margin: f64,
 }
 
 /// What a horizon model's probability means and how its labels were made: a lead counts as won
@@ -167,6 +198,37 @@ impl ModelArtifact {
             h.period_days.unwrap_or(0),
             aging.max_age_days,
             aging.landmark_rows
+        ))
+    }
+
+    /// Which numeric attributes kept a shape and the validation log loss before and after, for
+    /// the train summary and `models show`; `None` when shapes were not tried.
+    pub fn shapes_description(&self) -> Option<String> {
+        let choice = self.shapes.as_ref()?;
+        let Some(&(_, linear)) = choice.selection.first() else {
+            return Some(
+                "nothing to shape (no numeric attribute with 3 distinct knots; or the choice \
+                 failed, as the progress lines say): all linear"
+                    .into(),
+            );
+        };
+        if choice.shaped.is_empty() {
+            return Some(format!(
+                "none kept: no shape lowered the validation log loss ({linear:.4}, all linear) by \
+                 more than {}%",
+                choice.margin * 100.0
+            ));
+        }
+        let with = choice
+            .selection
+            .iter()
+            .find(|s| s.0 == choice.shaped.join(" + "))
+            .map_or_else(|| "?".into(), |s| format!("{:.4}", s.1));
+        Some(format!(
+            "{} shaped (validation log loss {linear:.4} all linear → {with}; a shape is kept \
+             when it saves more than {}%)",
+            choice.shaped.join(", "),
+            choice.margin * 100.0
         ))
     }
 }
@@ -337,9 +399,17 @@ impl Model {
 
     /// Validates an artifact: a model that loads can score any lead without panicking.
     pub fn new(artifact: ModelArtifact) -> Result<Model, String> {
-        if artifact.format_version != FORMAT_VERSION {
+        if !(LINEAR_FORMAT_VERSION..=FORMAT_VERSION).contains(&artifact.format_version) {
             return Err(format!(
-                "format version {} (this leadscore reads version {FORMAT_VERSION})",
+                "format version {} (this leadscore reads versions {LINEAR_FORMAT_VERSION} to \
+                 {FORMAT_VERSION})",
+                artifact.format_version
+            ));
+        }
+        // Version 1 predates shapes: a shape in it is a file edited or damaged, not a model.
+        if artifact.format_version < FORMAT_VERSION && artifact.encoder.has_shapes() {
+            return Err(format!(
+                "format version {} has no shapes, but an attribute has one",
                 artifact.format_version
             ));
         }
@@ -378,9 +448,13 @@ impl Model {
                 upper_limit,
                 quintile_edges,
                 quintile_rates,
+                shape,
                 ..
             } = &a.encoding
             {
+                if shape.as_ref().is_some_and(|s| !s.is_valid()) {
+                    return Err(format!("attribute {:?} has an invalid shape", a.name));
+                }
                 if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
                     return Err(format!("attribute {:?} has an invalid scaling", a.name));
                 }
@@ -998,8 +1072,8 @@ mod tests {
         a.score_quantiles.swap(10, 90);
         assert!(Model::new(a).unwrap_err().contains("ascending"));
         let mut a = artifact();
-        a.format_version = 2;
-        assert!(Model::new(a).unwrap_err().contains("format version 2"));
+        a.format_version = 3;
+        assert!(Model::new(a).unwrap_err().contains("format version 3"));
         // A training distribution whose bins do not fit its attribute, or whose shares are not
         // shares, would index out of bounds when drift is measured.
         let numeric = |a: &ModelArtifact| {

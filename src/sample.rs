@@ -124,6 +124,17 @@ pub struct SampleOptions {
     /// Also write each lead's true P(ever won) here (`lead_id,company_size,p_won`), for tests
     /// that compare a model with the truth (see [`p_win_within`]).
     pub truth: Option<std::path::PathBuf>,
+    /// Give `days_since_last_touch` the curved effect [`curved_touch`] instead of its straight
+    /// line, for tests and benchmarks of numeric shapes. The leads drawn are the same; only
+    /// their chances (so the outcomes) change.
+    pub curved: bool,
+}
+
+/// The curved effect of `days_since_last_touch` on the log-odds with `--curved`: leads touched
+/// a week or two ago close best, fresher and older ones less (rising by 0.68 to its peak near
+/// 12 days, then falling towards the straight line's slope, 0.04 a day).
+pub fn curved_touch(days: f64) -> f64 {
+    -0.04 * days + 1.5 * (1.0 - (-days / 8.0).exp())
 }
 
 /// The last day of the export written with closed dates: leads are created on the 365 days of
@@ -261,7 +272,7 @@ pub fn write(out: &Path, options: &SampleOptions) -> Result<SampleSummary, FileE
             day: rng.random_range(0..365),
             levels,
         };
-        partial_logits.push(partial_logit(&lead));
+        partial_logits.push(partial_logit(&lead, options.curved));
         leads.push(lead);
     }
     let intercept = solve_intercept(&partial_logits, TARGET_RATE);
@@ -295,7 +306,7 @@ pub fn write(out: &Path, options: &SampleOptions) -> Result<SampleSummary, FileE
         .transpose()?;
     let (mut wins, mut open) = (0, 0);
     for (i, lead) in leads.iter().enumerate() {
-        let p = crate::model::sigmoid(intercept + partial_logit(lead));
+        let p = crate::model::sigmoid(intercept + partial_logit(lead, options.curved));
         let won = rng.random::<f64>() < p;
         wins += won as usize;
         let id = format!("L{:07}", i + 1);
@@ -403,7 +414,8 @@ fn pick(rng: &mut ChaCha8Rng, levels: &[(&str, f64, f64)]) -> usize {
 }
 
 /// The lead's log-odds without the intercept. Missing web visits count as the average (4).
-fn partial_logit(lead: &Lead) -> f64 {
+/// `curved`: `days_since_last_touch` acts through [`curved_touch`].
+fn partial_logit(lead: &Lead, curved: bool) -> f64 {
     let categories: f64 = TRUTH
         .categories
         .iter()
@@ -419,7 +431,13 @@ fn partial_logit(lead: &Lead) -> f64 {
         .numeric
         .iter()
         .zip(values)
-        .map(|(&(_, effect), v)| effect * v)
+        .map(|(&(name, effect), v)| {
+            if curved && name == "days_since_last_touch" {
+                curved_touch(v)
+            } else {
+                effect * v
+            }
+        })
         .sum();
     categories
         + numeric
@@ -473,6 +491,34 @@ mod tests {
         assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
     }
 
+    /// `--curved` draws the same leads; only outcomes move, at the same closure rate, and the
+    /// curve peaks between a week and two.
+    #[test]
+    fn curved_leads_are_the_same_leads_with_other_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        write_sample(&a, 5000, 7).unwrap();
+        let options = SampleOptions {
+            rows: 5000,
+            seed: 7,
+            curved: true,
+            ..SampleOptions::default()
+        };
+        let curved = write(&b, &options).unwrap();
+        assert!((curved.closure_rate - TARGET_RATE).abs() < 0.02);
+        let (plain, bent) = (rows(&a), rows(&b));
+        let outcome = plain[0].len() - 1;
+        let mut differ = 0;
+        for (p, c) in plain.iter().zip(&bent) {
+            assert_eq!(p[..outcome], c[..outcome]);
+            differ += (p[outcome] != c[outcome]) as usize;
+        }
+        assert!(differ > 100, "{differ}");
+        let peak =
+            (0..60).max_by(|&x, &y| curved_touch(x as f64).total_cmp(&curved_touch(y as f64)));
+        assert!((7..=14).contains(&peak.unwrap()));
+    }
+
     /// Reads a written sample: each row's cells.
     fn rows(path: &Path) -> Vec<Vec<String>> {
         csv::Reader::from_path(path)
@@ -496,6 +542,7 @@ mod tests {
             seed: 5,
             closed_dates: true,
             truth: None,
+            curved: false,
         };
         let summary = write(&dated, &options).unwrap();
         let export = date("2025-12-31");
@@ -542,6 +589,7 @@ mod tests {
             seed: 9,
             closed_dates: true,
             truth: Some(truth.clone()),
+            curved: false,
         };
         write(&data, &options).unwrap();
         let export = date("2025-12-31");

@@ -484,6 +484,7 @@ fn a_time_ordered_backtest_on_sample_data_counts_matured_and_maturing_leads() {
             seed: 5,
             closed_dates: true,
             truth: None,
+            curved: false,
         },
     )
     .unwrap();

@@ -429,10 +429,10 @@ fn start_up_refusals_name_the_cause_and_exit_1() {
             broken("format", &|m| {
                 let file = m.join("test-a/model.json");
                 let text = std::fs::read_to_string(&file).unwrap();
-                let text = text.replacen("\"format_version\": 1", "\"format_version\": 2", 1);
+                let text = text.replacen("\"format_version\": 1", "\"format_version\": 3", 1);
                 std::fs::write(&file, text).unwrap();
             }),
-            "format version 2",
+            "format version 3",
         ),
     ];
     for (models, cause) in &cases {

@@ -631,6 +631,7 @@ pub(crate) fn sample_with_truth(dir: &Path) -> (PathBuf, PathBuf) {
             seed: 11,
             closed_dates: true,
             truth: Some(truth.clone()),
+            curved: false,
         },
     )
     .unwrap();

@@ -3,8 +3,8 @@
 //! clients on the same port.
 
 use crate::server::{
-    attribute_of_kind, csv_leads, fixture, metric_value, predictions, registry, score_request,
-    start, start_serving,
+    assert_same_score, attribute_of_kind, csv_leads, fixture, metric_value, predictions, registry,
+    score_request, start, start_serving,
 };
 use leadscore::registry::Registry;
 use leadscore::server::TlsIdentity;
@@ -304,6 +304,44 @@ async fn json_scores_are_the_grpc_and_batch_scores_bit_for_bit() {
     assert_eq!(
         metric_value(&metrics, "leadscore_leads_scored_total"),
         300.0 + 1.0 + 300.0 + 500.0 + 500.0
+    );
+    server.stop().await;
+}
+
+/// A model with a shaped attribute: JSON, gRPC and the library's batch scoring agree to the bit
+/// on every number and factor (a factor being the attribute's linear and spline columns
+/// together).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shaped_model_scores_alike_over_json_grpc_and_the_library() {
+    let f = fixture();
+    let models = registry(&[&f.shaped], Some("test-shaped"));
+    let server = start_serving(models.path(), |_| {}).await;
+    let mut client = server.client().await;
+    let model = Registry::new(models.path()).load("test-shaped").unwrap();
+    assert_eq!(model.artifact.format_version, 2);
+    let leads = csv_leads(&model, 3);
+    let mut shaped_factors = 0;
+    for (lead, expected) in leads.iter().take(300) {
+        let grpc = client
+            .score_lead(score_request(lead.clone(), 3))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_same_score(&grpc, expected, "test-shaped");
+        let mut body = json_lead(lead);
+        body["explain"] = json!(3);
+        let answer = call(server.addr, "POST", "/v1/leads:score", &body).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(without_reasons(&answer.body), as_json(&grpc));
+        shaped_factors += expected
+            .factors
+            .iter()
+            .filter(|f| f.field == "days_since_last_touch")
+            .count();
+    }
+    assert!(
+        shaped_factors > 0,
+        "the shaped attribute explains some scores"
     );
     server.stop().await;
 }

@@ -190,6 +190,7 @@ fn small_aging_model(dir: &Path) -> (ModelArtifact, std::path::PathBuf) {
             seed: 3,
             closed_dates: true,
             truth: None,
+            curved: false,
         },
     )
     .unwrap();
@@ -351,6 +352,7 @@ fn a_horizon_model_without_a_period_scores_as_new_leads() {
             seed: 5,
             closed_dates: true,
             truth: None,
+            curved: false,
         },
     )
     .unwrap();

@@ -40,6 +40,10 @@ fn train(dir: &Path) -> (String, String) {
         "--models",
         models,
         "--quiet",
+        // The effects below are checked against the linear formula; shaped effects are
+        // checked in `shapes::the_model_picture_draws_a_shaped_effect_as_a_curve`.
+        "--shapes",
+        "off",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     (data.to_string(), models.to_string())

@@ -43,6 +43,9 @@ pub(crate) struct Fixture {
     /// Two versions trained on different samples, and their loaded models.
     pub(crate) a: ModelArtifact,
     pub(crate) b: ModelArtifact,
+    /// A model with a shaped numeric attribute (`days_since_last_touch`), trained on leads
+    /// whose effect of it is curved (`sample --curved`): it scores the rows of `data` too.
+    pub(crate) shaped: ModelArtifact,
 }
 
 pub(crate) fn fixture() -> &'static Fixture {
@@ -61,11 +64,28 @@ pub(crate) fn fixture() -> &'static Fixture {
         };
         let (data, a) = train(7, "test-a");
         let (_, b) = train(8, "test-b");
+        let curved = dir.path().join("curved.csv");
+        let options = leadscore::sample::SampleOptions {
+            rows: 20_000,
+            seed: 9,
+            curved: true,
+            ..Default::default()
+        };
+        leadscore::sample::write(&curved, &options).unwrap();
+        let mut config = leadscore::train::TrainConfig::new(&curved, "converted");
+        config.id = Some("lead_id".into());
+        config.encoder.shapes = true;
+        let mut shaped = leadscore::train::train(&config, &mut |_| {})
+            .unwrap()
+            .artifact;
+        assert!(shaped.encoder.has_shapes(), "{:?}", shaped.shapes);
+        shaped.model_version = "test-shaped".into();
         Fixture {
             _dir: dir,
             data,
             a,
             b,
+            shaped,
         }
     })
 }
@@ -267,7 +287,7 @@ pub(crate) fn csv_leads(model: &Model, explain: usize) -> Vec<(pb::Lead, Scored)
         .collect()
 }
 
-fn assert_same_score(got: &pb::ScoreLeadResponse, expected: &Scored, version: &str) {
+pub(crate) fn assert_same_score(got: &pb::ScoreLeadResponse, expected: &Scored, version: &str) {
     let id = &got.lead_id;
     assert_eq!(got.probability, expected.probability, "{id}: probability");
     assert_eq!(got.score, expected.score, "{id}: score");

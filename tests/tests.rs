@@ -18,4 +18,5 @@ mod properties;
 mod refusals;
 mod registry;
 mod server;
+mod shapes;
 mod train;

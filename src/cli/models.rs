@@ -118,6 +118,9 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
             if let Some(aging) = model.artifact.aging_description() {
                 errln!("{}: {aging}", model.version());
             }
+            if let Some(shapes) = model.artifact.shapes_description() {
+                errln!("{}: shapes: {shapes}", model.version());
+            }
         }
         ModelsCommand::Promote { version, dir } => {
             Registry::new(&dir.models)

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     leadscore sample --rows 20000 --seed 7 --out leads.csv\n  \
-    leadscore sample --rows 20000 --seed 7 --out leads.csv --closed-dates --truth truth.csv\n\n\
+    leadscore sample --rows 20000 --seed 7 --out leads.csv --closed-dates --truth truth.csv\n  \
+    leadscore sample --rows 50000 --out curved.csv --curved\n\n\
 With --closed-dates, leads close in time (larger companies later, as B2B cycles do): a closed_at \
 column is added, and leads not yet decided on 2025-12-31 (the export date) are open, with an \
 empty outcome. The leads and whether each is ever won are the same as without it.")]
@@ -29,6 +30,10 @@ pub struct SampleArgs {
     /// the closed dates' delays it gives the true P(won within H days) at any age.
     #[arg(long, value_name = "FILE")]
     truth: Option<PathBuf>,
+    /// Give days_since_last_touch a curved effect (best near 12 days, fresher and older
+    /// leads less) instead of a straight line: same leads, other outcomes; for trying `train --shapes`.
+    #[arg(long)]
+    curved: bool,
 }
 
 pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
@@ -37,6 +42,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         closed_dates: args.closed_dates,
         truth: args.truth.clone(),
+        curved: args.curved,
     };
     let summary =
         write(&args.out, &options).with_context(|| format!("writing {}", args.out.display()))?;

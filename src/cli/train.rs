@@ -4,7 +4,7 @@ use crate::model::ModelArtifact;
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
 use crate::train::{
-    HorizonConfig, PromotePolicy, Promotion, TrainConfig, Trained, WonWithoutDate,
+    HorizonConfig, PromotePolicy, Promotion, Shapes, TrainConfig, Trained, WonWithoutDate,
     save_and_promote, top_coefficients, train,
 };
 use anyhow::Context;
@@ -21,7 +21,8 @@ use std::process::ExitCode;
     leadscore train --data leads.csv --target converted --id lead_id \\\n      \
     --horizon 90 --date created_at --closed-at closed_at --as-of 2025-12-31\n  \
     leadscore train --data leads.csv --target converted --id lead_id \\\n      \
-    --horizon 90 --period 30 --date created_at --closed-at closed_at\n\n\
+    --horizon 90 --period 30 --date created_at --closed-at closed_at\n  \
+    leadscore train --data leads.csv --target converted --id lead_id --shapes off\n\n\
 With --horizon the probability is P(closes within the next DAYS days): a lead counts as won \
 only when won within DAYS of its created date; leads created less than DAYS before the as-of \
 date are maturing (left out, never counted as lost); lost leads, leads won later and leads \
@@ -69,6 +70,12 @@ pub struct TrainArgs {
     /// leaves such leads out, counted.
     #[arg(long, value_enum, value_name = "WHAT", requires = "horizon")]
     won_without_date: Option<WonWithoutDate>,
+    /// Curved effects for numbers: auto gives a numeric attribute a shape (a restricted cubic
+    /// spline, 5 knots at training quantiles) when that lowers the validation log loss on a
+    /// split of the training part by more than 0.1%; off keeps every number linear (the model
+    /// of earlier releases).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Shapes::Auto)]
+    shapes: Shapes,
     /// Columns to leave out (comma-separated or repeated).
     #[arg(long, value_name = "COLS")]
     drop: Vec<String>,
@@ -147,6 +154,7 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     config.kinds = parse_kind_overrides(&args.kind).map_err(anyhow::Error::msg)?;
     config.max_iterations = args.max_iterations;
     config.seed = args.seed;
+    config.encoder.shapes = args.shapes == Shapes::Auto;
     config.horizon = args.horizon.map(|days| HorizonConfig {
         days,
         closed_at: args.closed_at.clone(),
@@ -183,6 +191,7 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "data": a.data,
         "horizon": a.horizon,
         "aging": a.aging,
+        "shapes": a.shapes,
         "probability_meaning": a.probability_meaning(),
         "holdout": a.holdout,
         "regularisation": a.regularisation,
@@ -246,6 +255,9 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
     outln!(out, "meaning    {}", a.probability_meaning());
     if let Some(aging) = a.aging_description() {
         outln!(out, "ages       {aging}");
+    }
+    if let Some(shapes) = a.shapes_description() {
+        outln!(out, "shapes     {shapes}");
     }
     outln!(
         out,
@@ -426,11 +438,14 @@ fn summarise_notes(out: &mut String, trained: &Trained) {
         }
     }
     let t = &trained.timings;
-    let age_terms = if trained.artifact.aging.is_some() {
+    let mut age_terms = if trained.artifact.aging.is_some() {
         format!(", age terms {:.2}", t.age_terms)
     } else {
         String::new()
     };
+    if trained.artifact.shapes.is_some() {
+        age_terms = format!(", shapes {:.2}{age_terms}", t.shapes);
+    }
     outln!(
         out,
         "time       {:.2} s (read {:.2}, encode {:.2}{age_terms}, choose alpha {:.2}, holdout fit {:.2}, final fit {:.2})",

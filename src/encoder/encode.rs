@@ -74,6 +74,7 @@ impl Attribute {
                 lower_limit,
                 upper_limit,
                 missing_indicator,
+                shape,
                 ..
             } => {
                 let Some(x) = self.read_number(value)? else {
@@ -84,7 +85,12 @@ impl Attribute {
                 };
                 let low = lower_limit.unwrap_or(*min);
                 let high = upper_limit.unwrap_or(*max);
-                out[0] = (x.clamp(low, high) - mean) / scale;
+                let v = x.clamp(low, high);
+                out[0] = (v - mean) / scale;
+                if let Some(shape) = shape {
+                    // A missing value left these 0 above: the average training lead.
+                    shape.encode(v, &mut out[1 + *missing_indicator as usize..]);
+                }
                 Ok(Reading::Number(x))
             }
             Encoding::Boolean {

@@ -5,7 +5,7 @@
 
 use super::{
     Attribute, DISTRIBUTION_BINS, Distribution, Encoding, FeatureEncoder, MAX_POOLED_LABELS,
-    RateStat, ValueError,
+    RateStat, SHAPE_KNOTS, Shape, ValueError,
 };
 use crate::schema::{Kind, MissingTokens, normalise_category, parse_flag, parse_number};
 use std::collections::HashMap;
@@ -17,6 +17,9 @@ pub struct EncoderOptions {
     pub min_level_count: usize,
     /// At most this many levels per categorical column (most frequent first).
     pub max_levels: usize,
+    /// Give every numeric attribute a [`Shape`] (training then keeps only the ones that
+    /// lower the validation log loss).
+    pub shapes: bool,
 }
 
 impl Default for EncoderOptions {
@@ -24,6 +27,7 @@ impl Default for EncoderOptions {
         EncoderOptions {
             min_level_count: 20,
             max_levels: 100,
+            shapes: false,
         }
     }
 }
@@ -46,7 +50,9 @@ impl FeatureEncoder {
             let cells = rows.iter().map(|&r| column.get(r));
             let at_row = |(i, e): (usize, ValueError)| (rows[i], e);
             let (encoding, distribution) = match kind {
-                Kind::Numeric => fit_numeric(name, cells, won, missing).map_err(at_row)?,
+                Kind::Numeric => {
+                    fit_numeric(name, cells, won, missing, options.shapes).map_err(at_row)?
+                }
                 Kind::Boolean => fit_boolean(name, cells, won, missing).map_err(at_row)?,
                 Kind::Categorical => fit_categorical(cells, won, missing, options),
                 other => {
@@ -89,6 +95,7 @@ fn fit_numeric<'a>(
     cells: impl Iterator<Item = &'a str>,
     won: &[bool],
     missing: &MissingTokens,
+    shapes: bool,
 ) -> Result<(Encoding, Distribution), (usize, ValueError)> {
     let mut values = Vec::new();
     let mut outcomes = Vec::new();
@@ -137,6 +144,11 @@ fn fit_numeric<'a>(
     let mut sorted_outcomes: Vec<(f64, bool)> = values.iter().copied().zip(outcomes).collect();
     sorted_outcomes.sort_by(|a, b| a.0.total_cmp(&b.0));
     let distribution = numeric_distribution(&sorted_outcomes, missing_rate.leads);
+    let shape = if shapes {
+        fit_shape(&sorted, (lower_limit, upper_limit))
+    } else {
+        None
+    };
     let encoding = Encoding::Numeric {
         mean,
         scale,
@@ -148,8 +160,49 @@ fn fit_numeric<'a>(
         quintile_edges,
         quintile_rates,
         missing_rate,
+        shape,
     };
     Ok((encoding, distribution))
+}
+
+/// Where the knots of a shape go: Harrell's quantiles for five knots (the outer ones inside
+/// the tails, so a few extreme leads do not place them).
+const KNOT_QUANTILES: [f64; SHAPE_KNOTS] = [0.05, 0.275, 0.5, 0.725, 0.95];
+
+/// The shape of a numeric column from its sorted training values: knots at the quantiles of the
+/// winsorised values (ties merged), each spline term's mean and standard deviation over the
+/// values. `None` when fewer than 3 distinct knots remain (a flag-like or nearly constant
+/// column has nothing to bend).
+fn fit_shape(sorted: &[f64], (low, high): (f64, f64)) -> Option<Shape> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize].clamp(low, high);
+    let mut knots: Vec<f64> = KNOT_QUANTILES.iter().map(|&q| at(q)).collect();
+    knots.dedup();
+    if knots.len() < 3 {
+        return None;
+    }
+    let width = knots.len() - 2;
+    let mut shape = Shape {
+        knots,
+        centers: vec![0.0; width],
+        scales: vec![1.0; width],
+    };
+    let n = sorted.len() as f64;
+    for j in 0..width {
+        let term = |v: f64| shape.term(j, v.clamp(low, high));
+        let mean = sorted.iter().map(|&v| term(v)).sum::<f64>() / n;
+        let variance = sorted
+            .iter()
+            .map(|&v| (term(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let sd = variance.sqrt();
+        shape.centers[j] = mean;
+        shape.scales[j] = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
+    }
+    Some(shape)
 }
 
 /// The training distribution of a numeric column from its values sorted with their outcomes:

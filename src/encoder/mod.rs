@@ -8,7 +8,8 @@
 //! - numeric: `(x - mean) / scale`, the value first winsorised to its limits (the training
 //!   range widened to Tukey's far-out fences, see `fit::winsor_limits` for why); a
 //!   missing value becomes the mean (0) plus a missing indicator column (when training saw
-//!   missing values);
+//!   missing values); optionally followed by a shape: the restricted cubic spline columns of
+//!   [`Shape`] (the `shape` field), which let the model bend the attribute's effect;
 //! - boolean: 1/0; missing becomes the training share of yes plus a missing indicator;
 //! - categorical: one column per level (labels compared case- and space-insensitively), one for
 //!   the pooled rare levels (also used for labels never seen in training) and one for missing.
@@ -96,6 +97,10 @@ pub enum Encoding {
         /// Closure rate per quintile (5 entries).
         quintile_rates: Vec<RateStat>,
         missing_rate: RateStat,
+        /// A curved effect: spline columns after the linear (and missing indicator) columns.
+        /// Absent, the attribute is linear, and the artifact is written exactly as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shape: Option<Shape>,
     },
     Boolean {
         /// Share of yes among training values: the imputation for a missing value.
@@ -117,6 +122,61 @@ pub enum Encoding {
         other_rate: RateStat,
         missing_rate: RateStat,
     },
+}
+
+/// A numeric attribute's shape: a restricted (natural) cubic spline in Harrell's
+/// parameterisation, linear beyond the outer knots, one column per inner knot. The formula is a
+/// shared specification (SQL scoring computes the same columns), so it must not change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// At least 3 ascending knots, at training quantiles of the (winsorised) values.
+    pub knots: Vec<f64>,
+    /// Training mean of each spline term (`knots.len() - 2`), so an average lead's columns are
+    /// near 0 and a missing value (all 0) is the average lead.
+    pub centers: Vec<f64>,
+    /// Training standard deviation of each spline term (1 when it is 0), so the L2 penalty
+    /// treats the spline columns like the standardised linear one.
+    pub scales: Vec<f64>,
+}
+
+/// Knots of a fitted shape at most: Harrell's default, enough for one bend either way.
+pub const SHAPE_KNOTS: usize = 5;
+
+impl Shape {
+    /// Spline columns: one per inner knot.
+    pub fn width(&self) -> usize {
+        self.knots.len().saturating_sub(2)
+    }
+
+    /// The unscaled spline term `r_j(v)` (`j` from 0) of a winsorised value `v`.
+    pub fn term(&self, j: usize, v: f64) -> f64 {
+        let t = &self.knots;
+        let k = t.len();
+        let (tj, tk1, tk, t1) = (t[j], t[k - 2], t[k - 1], t[0]);
+        let p = |u: f64| u.max(0.0).powi(3);
+        (p(v - tj) - p(v - tk1) * (tk - tj) / (tk - tk1) + p(v - tk) * (tk1 - tj) / (tk - tk1))
+            / (tk - t1).powi(2)
+    }
+
+    /// Writes the spline columns of a winsorised value `v` into `out` (`width()` long).
+    pub fn encode(&self, v: f64, out: &mut [f64]) {
+        for (j, slot) in out.iter_mut().enumerate() {
+            *slot = (self.term(j, v) - self.centers[j]) / self.scales[j];
+        }
+    }
+
+    /// Whether the stored shape can be evaluated: finite ascending knots (at least 3) and one
+    /// finite center and positive scale per spline column.
+    pub fn is_valid(&self) -> bool {
+        let w = self.width();
+        self.knots.len() >= 3
+            && self.knots.iter().all(|t| t.is_finite())
+            && self.knots.windows(2).all(|p| p[0] < p[1])
+            && self.centers.len() == w
+            && self.scales.len() == w
+            && self.centers.iter().all(|c| c.is_finite())
+            && self.scales.iter().all(|s| s.is_finite() && *s > 0.0)
+    }
 }
 
 /// One attribute of a lead and the encoded columns it owns.
@@ -176,9 +236,11 @@ impl Attribute {
     pub fn width(&self) -> usize {
         match &self.encoding {
             Encoding::Numeric {
-                missing_indicator, ..
-            }
-            | Encoding::Boolean {
+                missing_indicator,
+                shape,
+                ..
+            } => 1 + *missing_indicator as usize + shape.as_ref().map_or(0, Shape::width),
+            Encoding::Boolean {
                 missing_indicator, ..
             } => 1 + *missing_indicator as usize,
             Encoding::Categorical { levels, .. } => {
@@ -202,6 +264,8 @@ impl Attribute {
                 if *missing_indicator {
                     names.push(format!("{} {MISSING_LEVEL}", self.name));
                 }
+                let splines = self.shape().map_or(0, Shape::width);
+                names.extend((1..=splines).map(|j| format!("{} (spline {j})", self.name)));
                 names
             }
             Encoding::Categorical { levels, .. } => levels
@@ -211,6 +275,14 @@ impl Attribute {
                 .chain(self.missing_slot().map(|_| MISSING_LEVEL))
                 .map(|level| format!("{}={level}", self.name))
                 .collect(),
+        }
+    }
+
+    /// The shape of a numeric attribute that has one.
+    pub fn shape(&self) -> Option<&Shape> {
+        match &self.encoding {
+            Encoding::Numeric { shape, .. } => shape.as_ref(),
+            _ => None,
         }
     }
 
@@ -258,5 +330,33 @@ impl FeatureEncoder {
             .iter()
             .flat_map(Attribute::column_names)
             .collect()
+    }
+
+    /// Whether any attribute has a shape (such a model is written as format version 2).
+    pub fn has_shapes(&self) -> bool {
+        self.attributes.iter().any(|a| a.shape().is_some())
+    }
+
+    /// Keeps the shapes of the attributes named in `keep` and drops the others, moving the
+    /// offsets up. Returns, per encoded column of the result, its column before (to select the
+    /// same columns from a matrix encoded with all shapes).
+    pub fn keep_shapes(&mut self, keep: &[String]) -> Vec<usize> {
+        let mut kept = Vec::new();
+        let mut offset = 0;
+        for a in &mut self.attributes {
+            let before = a.offset;
+            let old_width = a.width();
+            if let Encoding::Numeric { shape, .. } = &mut a.encoding
+                && !keep.contains(&a.name)
+            {
+                *shape = None;
+            }
+            let width = a.width();
+            debug_assert!(width <= old_width);
+            kept.extend(before..before + width);
+            a.offset = offset;
+            offset += width;
+        }
+        kept
     }
 }

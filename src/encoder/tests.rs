@@ -32,6 +32,7 @@ fn fit_one(kind: Kind, cells: &[&str], won: &[bool], min_level_count: usize) -> 
     let options = EncoderOptions {
         min_level_count,
         max_levels: 100,
+        shapes: false,
     };
     let enc = FeatureEncoder::fit(
         [("x", kind, &col)],
@@ -219,6 +220,7 @@ fn table_encoding_matches_row_encoding() {
         &EncoderOptions {
             min_level_count: 1,
             max_levels: 2,
+            shapes: false,
         },
     )
     .unwrap();
@@ -325,4 +327,149 @@ fn numeric_distributions_store_the_closure_rate_per_bin() {
     let old: Distribution = serde_json::from_value(json).unwrap();
     assert!(old.rates.is_empty());
     assert!(!serde_json::to_string(&old).unwrap().contains("rates"));
+}
+
+fn fit_shaped(cells: &[&str]) -> Attribute {
+    let col = column(cells);
+    let rows: Vec<usize> = (0..cells.len()).collect();
+    let won: Vec<bool> = (0..cells.len()).map(|i| i % 3 == 0).collect();
+    let options = EncoderOptions {
+        shapes: true,
+        ..EncoderOptions::default()
+    };
+    let enc = FeatureEncoder::fit(
+        [("x", Kind::Numeric, &col)],
+        &rows,
+        &won,
+        &MissingTokens::default(),
+        &options,
+    )
+    .unwrap();
+    enc.attributes.into_iter().next().unwrap()
+}
+
+/// The spline term of SPLINE.md written out once more, independently of `Shape::term`.
+fn spec_term(t: &[f64], j: usize, v: f64) -> f64 {
+    let k = t.len();
+    let p3 = |u: f64| if u > 0.0 { u * u * u } else { 0.0 };
+    (p3(v - t[j]) - p3(v - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
+        + p3(v - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2]))
+        / (t[k - 1] - t[0]).powi(2)
+}
+
+#[test]
+fn a_shape_adds_standardised_spline_columns_after_the_linear_and_missing_ones() {
+    // 0..=99 and two missing values: knots at the 5, 27.5, 50, 72.5 and 95% quantiles.
+    let mut cells: Vec<String> = (0..100).map(|v| v.to_string()).collect();
+    cells.extend(["".to_string(), "NA".to_string()]);
+    let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+    let a = fit_shaped(&refs);
+    let shape = a
+        .shape()
+        .expect("a column of 100 distinct values bends")
+        .clone();
+    assert_eq!(shape.knots, [5.0, 27.0, 50.0, 72.0, 94.0]);
+    assert_eq!(a.width(), 1 + 1 + 3);
+    assert_eq!(
+        a.column_names(),
+        [
+            "x",
+            "x (missing)",
+            "x (spline 1)",
+            "x (spline 2)",
+            "x (spline 3)"
+        ]
+    );
+    // Each spline column is centred and scaled over the training values.
+    for j in 0..3 {
+        let terms: Vec<f64> = (0..100)
+            .map(|v| spec_term(&shape.knots, j, v as f64))
+            .collect();
+        let mean = terms.iter().sum::<f64>() / 100.0;
+        let sd = (terms.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 100.0).sqrt();
+        assert!((shape.centers[j] - mean).abs() < 1e-12);
+        assert!((shape.scales[j] - sd).abs() < 1e-12);
+    }
+    let Encoding::Numeric { mean, scale, .. } = a.encoding else {
+        panic!()
+    };
+    for v in [0.0, 5.0, 13.5, 50.0, 80.0, 99.0] {
+        let (out, reading) = encode(&a, RawValue::Number(v)).unwrap();
+        assert_eq!(reading, Reading::Number(v));
+        assert!((out[0] - (v - mean) / scale).abs() < 1e-12);
+        assert_eq!(out[1], 0.0);
+        for j in 0..3 {
+            let want = (spec_term(&shape.knots, j, v) - shape.centers[j]) / shape.scales[j];
+            assert!((out[2 + j] - want).abs() < 1e-12, "v {v} column {j}");
+        }
+    }
+    // Missing: the linear and spline columns are the average lead (0), the indicator is set.
+    assert_eq!(
+        encode(&a, RawValue::Missing).unwrap().0,
+        [0.0, 1.0, 0.0, 0.0, 0.0]
+    );
+    // Linear beyond the outer knots: equal steps give equal differences.
+    let at = |v: f64| encode(&a, RawValue::Number(v)).unwrap().0;
+    let (x1, x2, x3) = (at(100.0), at(110.0), at(120.0));
+    for c in 2..5 {
+        assert!(((x3[c] - x2[c]) - (x2[c] - x1[c])).abs() < 1e-9);
+    }
+    // Out of range: winsorised first, the spline columns with the linear one.
+    let Encoding::Numeric { upper_limit, .. } = a.encoding else {
+        panic!()
+    };
+    assert_eq!(at(1e12), at(upper_limit.unwrap()));
+}
+
+#[test]
+fn a_column_without_three_distinct_knots_gets_no_shape() {
+    let mut cells: Vec<&str> = vec!["0"; 90];
+    cells.extend(["1"; 10]);
+    let a = fit_shaped(&cells);
+    assert_eq!(a.shape(), None);
+    assert_eq!(a.width(), 1);
+    // Without shapes asked for, a bending column is linear, serialised as before.
+    let plain = fit_one(
+        Kind::Numeric,
+        &["1", "2", "3", "4", "5", "6"],
+        &[true; 6],
+        1,
+    );
+    assert_eq!(plain.shape(), None);
+    assert!(!serde_json::to_string(&plain).unwrap().contains("\"shape\""));
+}
+
+#[test]
+fn dropping_shapes_moves_the_offsets_and_names_the_columns_kept() {
+    let cells: Vec<String> = (0..50).map(|v| (v * v).to_string()).collect();
+    let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+    let col = column(&refs);
+    let rows: Vec<usize> = (0..refs.len()).collect();
+    let won: Vec<bool> = (0..refs.len()).map(|i| i % 2 == 0).collect();
+    let options = EncoderOptions {
+        shapes: true,
+        ..EncoderOptions::default()
+    };
+    let fit = |options: &EncoderOptions| {
+        FeatureEncoder::fit(
+            [("a", Kind::Numeric, &col), ("b", Kind::Numeric, &col)],
+            &rows,
+            &won,
+            &MissingTokens::default(),
+            options,
+        )
+        .unwrap()
+    };
+    let mut enc = fit(&options);
+    assert_eq!(enc.width(), 8);
+    assert!(enc.has_shapes());
+    let kept = enc.keep_shapes(&["b".to_string()]);
+    assert_eq!(kept, [0, 4, 5, 6, 7]);
+    assert_eq!(enc.attributes[1].offset, 1);
+    assert_eq!(enc.width(), 5);
+    assert_eq!(
+        enc.attributes[0],
+        fit(&EncoderOptions::default()).attributes[0]
+    );
+    assert!(enc.keep_shapes(&[]).len() == 2 && !enc.has_shapes());
 }

@@ -427,6 +427,7 @@ mod tests {
         let options = EncoderOptions {
             min_level_count: 1,
             max_levels: 100,
+            shapes: false,
         };
         FeatureEncoder::fit(
             columns.iter().zip(&text).map(|(c, t)| (c.0, c.1, t)),

@@ -3,12 +3,13 @@
 //! their chance does not fall with age as a small company's does).
 //!
 //! The choice is forward selection by validation log loss on the training part (never the
-//! holdout): each attribute's interaction with age is tried alone; those that help are added
-//! best first while each still lowers the loss, up to [`MAX_INTERACTIONS`]. The validation
-//! split is by lead, like the holdout, so a lead's other ages cannot vouch for it.
+//! holdout, see `selection`): each attribute's interaction with age is tried alone; those that
+//! help are added best first while each still lowers the loss, up to [`MAX_INTERACTIONS`]. An
+//! attribute with a shape interacts with all its columns (linear, missing, spline).
 
 use super::TrainError;
 use super::progress::Progress;
+use super::selection::{Rules, SELECTION_ALPHA, Selection, forward, split_by_lead};
 use super::solver::Solver;
 use crate::aging::AgeTerms;
 use crate::encoder::FeatureEncoder;
@@ -18,13 +19,6 @@ use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 /// Age interactions kept at most: each multiplies an attribute's columns, and a few pace
 /// setters carry the effect.
 pub(super) const MAX_INTERACTIONS: usize = 3;
-
-/// Landmark rows the selection fits on at most (each candidate costs a fit).
-const MAX_ROWS: usize = 60_000;
-
-/// The L2 strength of the selection fits: the middle of the default candidates (the final
-/// strength is chosen afterwards with the chosen terms).
-const SELECTION_ALPHA: f64 = 1.0;
 
 /// The encoder's matrix `x` widened with the age terms of each row (`ages[i]` days old), in
 /// column-major order like the encoder's.
@@ -47,15 +41,9 @@ pub(super) fn widen(x: ArrayView2<'_, f64>, ages: &[u32], terms: &AgeTerms) -> A
     out
 }
 
-/// The chosen interactions (attribute names) and the validation log loss of every step
-/// tried (`"none"`: age alone).
-pub(super) struct Selection {
-    pub interactions: Vec<String>,
-    pub tried: Vec<(String, f64)>,
-}
-
 /// Chooses the age interactions on the training part: `x` its encoder matrix, `ages`, `won`
-/// and `leads` (table rows, which group a lead's rows) of each row.
+/// and `leads` (table rows, which group a lead's rows) of each row. The chosen are attribute
+/// names; the tried steps start with `"none"`: age alone.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn select(
     solver: &Solver,
@@ -69,21 +57,7 @@ pub(super) fn select(
     interactions: bool,
     progress: Progress<'_>,
 ) -> Result<Selection, TrainError> {
-    // A lead's side and whether it is in the sample follow from a hash of its row, so all its
-    // rows go together.
-    let stride = x.nrows().div_ceil(MAX_ROWS).max(1) as u64;
-    let (mut fit_rows, mut val_rows) = (Vec::new(), Vec::new());
-    for (i, &lead) in leads.iter().enumerate() {
-        let h = mix(lead as u64);
-        if !h.is_multiple_of(stride) {
-            continue;
-        }
-        if (h / stride).is_multiple_of(5) {
-            val_rows.push(i);
-        } else {
-            fit_rows.push(i);
-        }
-    }
+    let (fit_rows, val_rows) = split_by_lead(leads);
     // The selection rows, copied once for every candidate below.
     let part = |rows: &[usize]| {
         let sub = x.select(Axis(0), rows);
@@ -101,59 +75,18 @@ pub(super) fn select(
         let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
         Ok(log_loss(&fit.probabilities(vx.view()).to_vec(), &vy))
     };
-    let base = loss_with(&[])?;
-    let mut tried = vec![("none".to_string(), base)];
-    progress(&format!(
-        "age interactions: age alone, validation log loss {base:.5}"
-    ));
-    let mut alone: Vec<(f64, String)> = Vec::new();
-    let candidates = if interactions {
-        &encoder.attributes[..]
+    let candidates: Vec<String> = if interactions {
+        encoder.attributes.iter().map(|a| a.name.clone()).collect()
     } else {
-        &[]
+        Vec::new()
     };
-    for attribute in candidates {
-        let loss = loss_with(std::slice::from_ref(&attribute.name))?;
-        progress(&format!(
-            "age interactions: age × {}, validation log loss {loss:.5}",
-            attribute.name
-        ));
-        tried.push((attribute.name.clone(), loss));
-        if loss < base {
-            alone.push((loss, attribute.name.clone()));
-        }
-    }
-    alone.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut chosen, mut best) = (Vec::new(), base);
-    for (loss, name) in alone {
-        if chosen.len() == MAX_INTERACTIONS {
-            break;
-        }
-        let mut with = chosen.clone();
-        with.push(name.clone());
-        // The first is already measured alone.
-        let loss = if chosen.is_empty() {
-            loss
-        } else {
-            let l = loss_with(&with)?;
-            tried.push((with.join(" + "), l));
-            l
-        };
-        if loss < best {
-            best = loss;
-            chosen = with;
-        }
-    }
-    Ok(Selection {
-        interactions: chosen,
-        tried,
-    })
-}
-
-/// A 64-bit mix (splitmix64's finaliser): spreads consecutive rows over the sample and sides.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    let rules = Rules {
+        max_chosen: MAX_INTERACTIONS,
+        margin: 0.0,
+        none_line: &|loss| format!("age interactions: age alone, validation log loss {loss:.5}"),
+        alone_line: &|name, loss| {
+            format!("age interactions: age × {name}, validation log loss {loss:.5}")
+        },
+    };
+    forward(&candidates, &rules, loss_with, progress)
 }

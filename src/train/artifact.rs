@@ -14,8 +14,8 @@ use crate::encoder::FeatureEncoder;
 use crate::id_sketch::IdSketch;
 use crate::metrics::calibration_bins;
 use crate::model::{
-    Coefficient, DataSummary, FORMAT_VERSION, HoldoutReport, Horizon, ModelArtifact,
-    Regularisation, SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
+    Coefficient, DataSummary, HoldoutReport, Horizon, ModelArtifact, Regularisation, SolverReport,
+    TargetSpec, grade_cutoffs, score_quantiles,
 };
 use chrono::{DateTime, Utc};
 use ndarray::{ArrayView2, Axis};
@@ -39,6 +39,8 @@ pub(super) struct Learned<'a> {
     pub horizon: Option<Horizon>,
     /// With landmark rows: the age record and its terms (whose columns end `x`).
     pub aging: Option<(Aging, AgeTerms)>,
+    /// With `--shapes auto`: how the shapes were chosen.
+    pub shapes: Option<crate::model::ShapeChoice>,
 }
 
 /// Assembles the artifact, stamped with `config.trained_at` (else the clock).
@@ -54,7 +56,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
     let train_p = final_fit.probabilities(x).to_vec();
     let quantiles = score_quantiles(&train_p);
     ModelArtifact {
-        format_version: FORMAT_VERSION,
+        format_version: crate::model::format_version(&learned.encoder),
         model_version: version_name(trained_at, table),
         trained_at: trained_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         trained_by: format!("leadscore {}", env!("CARGO_PKG_VERSION")),
@@ -89,6 +91,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         score_quantiles: quantiles,
         horizon: learned.horizon,
         aging: learned.aging.map(|a| a.0),
+        shapes: learned.shapes,
     }
 }
 

@@ -67,6 +67,18 @@ pub enum WonWithoutDate {
     Drop,
 }
 
+/// `train --shapes`: whether numeric attributes may get a curved effect. The command line
+/// defaults to `auto`; the library's [`TrainConfig::new`] leaves `encoder.shapes` off, so code
+/// that builds its own settings gets the linear model it always got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shapes {
+    /// A shape where it lowers the validation log loss on the training part beyond noise.
+    #[default]
+    Auto,
+    /// Every number linear (the model as before shapes existed).
+    Off,
+}
+
 impl HorizonConfig {
     pub fn new(days: u32, closed_at: impl Into<String>) -> HorizonConfig {
         HorizonConfig {

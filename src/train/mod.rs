@@ -14,6 +14,8 @@
 //! - `drift`: with `--date`, each attribute of the holdout against the training part;
 //! - `labels`: category labels that differ only by spacing or punctuation, reported;
 //! - `leakage`: columns that predict the outcome suspiciously well on their own;
+//! - `shapes`: with `--shapes auto`, the numeric attributes that keep a curved effect, chosen
+//!   on a validation split of the training part (the machinery of `selection`);
 //! - `aging`: with landmark rows, the age terms and the age interactions chosen by validation;
 //! - `regularisation`: the L2 strength, chosen on a validation split of the training part;
 //! - `solver`: linfa-logistic, oriented, with a scaled tolerance and a convergence check;
@@ -38,10 +40,12 @@ mod outcomes;
 mod progress;
 mod promotion;
 mod regularisation;
+mod selection;
+mod shapes;
 mod solver;
 
 pub use artifact::top_coefficients;
-pub use config::{HorizonConfig, TrainConfig, WonWithoutDate};
+pub use config::{HorizonConfig, Shapes, TrainConfig, WonWithoutDate};
 pub use error::TrainError;
 pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
@@ -100,11 +104,54 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         _ => holdout::split(&table, config, roles.date, &outcomes, &missing)?,
     };
 
-    let (encoder, x) = timed(&mut timings.encode, || {
+    let (mut encoder, x) = timed(&mut timings.encode, || {
         features::encode(&table, config, &columns, &outcomes, &holdout.rows, &missing)
     })?;
     let solver = Solver {
         max_iterations: config.max_iterations,
+    };
+    // With shapes: the ones that help, chosen on the training part; the others dropped from the
+    // encoder and the matrix before anything else sees them.
+    let (x, shape_choice) = if config.encoder.shapes {
+        let n = holdout.n_train;
+        let started = Instant::now();
+        let base_terms = match (&landmarks, &horizon) {
+            (Some(l), Some(h)) => Some(
+                crate::aging::AgeTerms::new(&encoder, h.days, l.max_age_days, &[])
+                    .map_err(TrainError::Solver)?,
+            ),
+            _ => None,
+        };
+        let ages = match (&base_terms, &holdout.ages) {
+            (Some(terms), Some(ages)) => Some(shapes::Ages {
+                ages: &ages[..n],
+                terms,
+            }),
+            _ => None,
+        };
+        // The choice fits a sample of the training part: should a fit fail there (a sample
+        // without wins, say), the numbers stay linear rather than the training failing.
+        let selection = shapes::select(
+            &solver,
+            &encoder,
+            x.slice(ndarray::s![..n, ..]),
+            ages,
+            &holdout.won[..n],
+            &holdout.rows[..n],
+            progress,
+        )
+        .unwrap_or_else(|e| {
+            progress(&format!("shapes: not chosen ({e}); every number linear"));
+            selection::Selection {
+                chosen: Vec::new(),
+                tried: Vec::new(),
+            }
+        });
+        let x = shapes::keep(&mut encoder, &selection.chosen, x);
+        timings.shapes = started.elapsed().as_secs_f64();
+        (x, Some(shapes::record(selection)))
+    } else {
+        (x, None)
     };
     // Landmark rows: the age terms, with the interactions chosen on the training part.
     let (x, aging) = match (&landmarks, &horizon, &holdout.ages) {
@@ -123,20 +170,16 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
                 config.horizon.as_ref().is_none_or(|h| h.age_interactions),
                 progress,
             )?;
-            let terms = crate::aging::AgeTerms::new(
-                &encoder,
-                h.days,
-                l.max_age_days,
-                &selection.interactions,
-            )
-            .map_err(TrainError::Solver)?;
+            let terms =
+                crate::aging::AgeTerms::new(&encoder, h.days, l.max_age_days, &selection.chosen)
+                    .map_err(TrainError::Solver)?;
             let widened = aging::widen(x.view(), ages, &terms);
             // The encoder's matrix is in the widened one: free it before the fits.
             drop(x);
             timings.age_terms = started.elapsed().as_secs_f64();
             let record = crate::aging::Aging {
                 max_age_days: l.max_age_days,
-                interactions: selection.interactions,
+                interactions: selection.chosen,
                 landmark_rows: l.rows.len() as u64,
                 selection: selection.tried,
             };
@@ -188,6 +231,7 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         final_fit: &final_fit,
         horizon,
         aging,
+        shapes: shape_choice,
     });
     timings.total = started.elapsed().as_secs_f64();
     Ok(Trained {

@@ -19,9 +19,16 @@ pub struct Timings {
     pub select_alpha: f64,
     /// Choosing the age interactions and adding the age terms (landmark rows only).
     pub age_terms: f64,
+    /// Choosing the numeric shapes (`--shapes auto` only; absent from the JSON otherwise).
+    #[serde(skip_serializing_if = "not_run")]
+    pub shapes: f64,
     pub holdout_fit: f64,
     pub final_fit: f64,
     pub total: f64,
+}
+
+fn not_run(seconds: &f64) -> bool {
+    *seconds == 0.0
 }
 
 /// Runs one stage, recording its wall-clock seconds in `seconds`.

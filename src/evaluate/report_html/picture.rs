@@ -234,8 +234,17 @@ fn numeric(out: &mut String, artifact: &ModelArtifact, a: &Attribute) -> fmt::Re
     } else {
         (min - 1.0, max + 1.0)
     };
-    let curve: Vec<(f64, f64)> = (0..CURVE_POINTS)
+    // A shape bends most between its knots, which a long tail can leave between two evenly
+    // spaced points: the knots are points of the curve too.
+    let knots = a.shape().map_or(&[][..], |s| &s.knots[..]);
+    let mut xs: Vec<f64> = (0..CURVE_POINTS)
         .map(|k| min + (max - min) * k as f64 / (CURVE_POINTS - 1) as f64)
+        .chain(knots.iter().copied().filter(|k| (*min..=*max).contains(k)))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let curve: Vec<(f64, f64)> = xs
+        .into_iter()
         .filter_map(|x| Some((x, effect(artifact, a, RawValue::Number(x))?)))
         .collect();
     let missing = effect(artifact, a, RawValue::Missing);
@@ -293,10 +302,20 @@ fn numeric(out: &mut String, artifact: &ModelArtifact, a: &Attribute) -> fmt::Re
         ),
         _ => "Values outside the training range are clamped to its ends.".into(),
     };
+    let shape = if knots.is_empty() {
+        String::new()
+    } else {
+        let at: Vec<String> = knots.iter().map(|&k| value_tick(k)).collect();
+        format!(
+            " Shaped: a restricted cubic spline with knots at {} (straight beyond the outer \
+             ones).",
+            at.join(", ")
+        )
+    };
     writeln!(
         out,
         "<p class=\"note\">Across the training range [{}, {}]. Red dot (NA): a missing value, {} \
-         ({} training leads). {limits}</p></figure>",
+         ({} training leads). {limits}{shape}</p></figure>",
         value_tick(*min),
         value_tick(*max),
         missing.map_or("n/a".into(), log_odds_tick),

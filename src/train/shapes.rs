@@ -1,0 +1,119 @@
+//! The choice of the numeric attributes that keep a shape (`train --shapes auto`): the encoder
+//! was fitted with a shape on every numeric attribute that can bend; each shape is tried alone
+//! against the all-linear model, then the helpful ones are added best first (forward
+//! selection by validation log loss on the training part, see `selection`). A shape is kept
+//! only when it lowers the validation log loss by more than [`MARGIN`] of the linear model's,
+//! so a model is never worse than the linear one beyond noise.
+
+use super::TrainError;
+use super::progress::Progress;
+use super::selection::{Rules, SELECTION_ALPHA, Selection, forward, split_by_lead};
+use super::solver::Solver;
+use crate::aging::AgeTerms;
+use crate::encoder::FeatureEncoder;
+use crate::metrics::log_loss;
+use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+
+/// The share of the linear model's validation log loss a shape must save to be kept (0.1%):
+/// above the noise of spline columns that fit nothing, well below what a real bend saves.
+pub const MARGIN: f64 = 0.001;
+
+/// With landmark rows, the selection fits include the age alone (`t`, `t²`), as the age
+/// interaction search's baseline does.
+pub(super) struct Ages<'a> {
+    pub ages: &'a [u32],
+    pub terms: &'a AgeTerms,
+}
+
+/// Chooses the shapes on the training part: `x` its matrix encoded with every shape, `won`
+/// and `leads` (table rows) of each row. The chosen are attribute names; the tried steps start
+/// with `"none"`: every attribute linear.
+pub(super) fn select(
+    solver: &Solver,
+    encoder: &FeatureEncoder,
+    x: ArrayView2<'_, f64>,
+    ages: Option<Ages<'_>>,
+    won: &[bool],
+    leads: &[usize],
+    progress: Progress<'_>,
+) -> Result<Selection, TrainError> {
+    let candidates: Vec<String> = encoder
+        .attributes
+        .iter()
+        .filter(|a| a.shape().is_some())
+        .map(|a| a.name.clone())
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Selection {
+            chosen: Vec::new(),
+            tried: Vec::new(),
+        });
+    }
+    let (fit_rows, val_rows) = split_by_lead(leads);
+    let part = |rows: &[usize]| {
+        let sub = x.select(Axis(0), rows);
+        let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
+        let sub_ages: Option<Vec<u32>> = ages
+            .as_ref()
+            .map(|a| rows.iter().map(|&i| a.ages[i]).collect());
+        (sub, sub_won, sub_ages)
+    };
+    let (fit_x, fy, fit_ages) = part(&fit_rows);
+    let (val_x, vy, val_ages) = part(&val_rows);
+    let loss_with = |chosen: &[String]| -> Result<f64, TrainError> {
+        let mut reduced = encoder.clone();
+        let columns = reduced.keep_shapes(chosen);
+        let with_ages = |m: &Array2<f64>, sub_ages: &Option<Vec<u32>>| {
+            let m = m.select(Axis(1), &columns);
+            match (&ages, sub_ages) {
+                (Some(a), Some(sub)) => super::aging::widen(m.view(), sub, a.terms),
+                _ => m,
+            }
+        };
+        let fx = with_ages(&fit_x, &fit_ages);
+        let vx = with_ages(&val_x, &val_ages);
+        let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
+        Ok(log_loss(&fit.probabilities(vx.view()).to_vec(), &vy))
+    };
+    let rules = Rules {
+        max_chosen: usize::MAX,
+        margin: MARGIN,
+        none_line: &|loss| format!("shapes: all numbers linear, validation log loss {loss:.5}"),
+        alone_line: &|name, loss| format!("shapes: {name} shaped, validation log loss {loss:.5}"),
+    };
+    forward(&candidates, &rules, loss_with, progress)
+}
+
+/// Keeps the shapes `chosen` in `encoder` and the matching columns of `x` (encoded with every
+/// shape, column-major), in place: the matrix is the largest allocation of a run.
+pub(super) fn keep(encoder: &mut FeatureEncoder, chosen: &[String], x: Array2<f64>) -> Array2<f64> {
+    let columns = encoder.keep_shapes(chosen);
+    if columns.len() == x.ncols() {
+        return x;
+    }
+    let n = x.nrows();
+    if !x.t().is_standard_layout() {
+        return x.select(Axis(1), &columns);
+    }
+    let (mut data, offset) = x.into_raw_vec_and_offset();
+    // An owned matrix starts its data at element [0, 0] unless it was sliced in place.
+    data.drain(..offset.unwrap_or(0));
+    // Columns are contiguous and kept in order, so each moves left (or stays).
+    for (new, &old) in columns.iter().enumerate() {
+        if new != old {
+            data.copy_within(old * n..(old + 1) * n, new * n);
+        }
+    }
+    data.truncate(columns.len() * n);
+    Array2::from_shape_vec((n, columns.len()).f(), data).expect("n rows × kept columns")
+}
+
+/// The record of a selection for the artifact: which attributes kept a shape, and every step
+/// tried with its validation log loss.
+pub(super) fn record(selection: Selection) -> crate::model::ShapeChoice {
+    crate::model::ShapeChoice {
+        shaped: selection.chosen,
+        selection: selection.tried,
+        margin: MARGIN,
+    }
+}
