@@ -13,6 +13,7 @@
 //! - [`model`] is the versioned artifact and the scoring arithmetic over it.
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.
+//! - [`warehouse`] writes a model as one SQL `SELECT` that scores a table inside a warehouse.
 //! - [`metrics`] computes AUC, log loss, Brier score and calibration.
 //! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
 //! - [`sample`] writes synthetic leads from known true coefficients (and, with closed dates, known
@@ -38,3 +39,4 @@ pub mod schema;
 pub mod score;
 pub mod server;
 pub mod train;
+pub mod warehouse;

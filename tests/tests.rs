@@ -18,4 +18,6 @@ mod properties;
 mod refusals;
 mod registry;
 mod server;
+mod support;
 mod train;
+mod warehouse;

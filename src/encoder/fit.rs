@@ -148,6 +148,7 @@ fn fit_numeric<'a>(
         quintile_edges,
         quintile_rates,
         missing_rate,
+        shape: None,
     };
     Ok((encoding, distribution))
 }

@@ -96,6 +96,11 @@ pub enum Encoding {
         /// Closure rate per quintile (5 entries).
         quintile_rates: Vec<RateStat>,
         missing_rate: RateStat,
+        /// A restricted cubic spline of the (winsorised) value beside the linear column: the
+        /// columns after the missing indicator. Absent for a linear attribute, so linear
+        /// models serialise exactly as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shape: Option<Shape>,
     },
     Boolean {
         /// Share of yes among training values: the imputation for a missing value.
@@ -117,6 +122,21 @@ pub enum Encoding {
         other_rate: RateStat,
         missing_rate: RateStat,
     },
+}
+
+/// A numeric attribute's shape: a restricted (natural) cubic spline in Harrell's
+/// parameterisation, linear beyond the outer knots. With K knots it owns K − 2 columns, column
+/// j being `(r_j(v) - centers[j]) / scales[j]` for the winsorised value v (0 when missing); the
+/// formula of `r_j` is the shared spec the encoder and the SQL export both follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// K ≥ 3 knots, ascending, at training quantiles of the winsorised values.
+    pub knots: Vec<f64>,
+    /// Mean of each `r_j` over the training values (K − 2 entries).
+    pub centers: Vec<f64>,
+    /// Population standard deviation of each `r_j` over the training values, or 1 when that
+    /// is 0 or not finite (K − 2 entries).
+    pub scales: Vec<f64>,
 }
 
 /// One attribute of a lead and the encoded columns it owns.
