@@ -593,3 +593,260 @@ fn the_sql_of_a_numeric_shape_follows_the_spec() {
     );
     eprintln!("shape parity: max |Δp| PostgreSQL {worst_pg:.3e}, DuckDB {worst_duck:.3e}");
 }
+
+/// How a dialect writes text and quoted names (the rules checked below).
+struct Rules {
+    dialect: Dialect,
+    /// Inside '…': a backslash escapes the next character.
+    backslash_in_text: bool,
+    /// Inside '…': '' is a quote.
+    doubled_quote_in_text: bool,
+    /// The quote around names, and whether a backslash (else a doubled quote) escapes it.
+    name_quote: char,
+    backslash_in_name: bool,
+    /// Every function the query may call, and every type it may cast to.
+    functions: &'static [&'static str],
+    types: &'static [&'static str],
+}
+
+/// Reads `sql` by `rules`: each literal and quoted name must end, parentheses must pair,
+/// nothing may be quoted with a character the dialect does not quote with; returns the text
+/// literals, the names and the words called as functions or named as CAST types.
+fn lex(sql: &str, rules: &Rules) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+    let (mut texts, mut names, mut calls, mut types) = (vec![], vec![], vec![], vec![]);
+    let chars: Vec<char> = sql.chars().collect();
+    let (mut i, mut depth) = (0, 0i32);
+    let mut last_word = String::new();
+    let mut words: Vec<String> = Vec::new();
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == '\'' || c == rules.name_quote {
+            let quote = c;
+            let (backslash, doubled) = if c == '\'' {
+                (rules.backslash_in_text, rules.doubled_quote_in_text)
+            } else {
+                (rules.backslash_in_name, !rules.backslash_in_name)
+            };
+            let mut value = String::new();
+            i += 1;
+            loop {
+                let Some(&d) = chars.get(i) else {
+                    panic!("{:?}: unterminated {quote} literal", rules.dialect)
+                };
+                if backslash && d == '\\' {
+                    value.push(chars[i + 1]);
+                    i += 2;
+                } else if d == quote && doubled && chars.get(i + 1) == Some(&quote) {
+                    value.push(quote);
+                    i += 2;
+                } else if d == quote {
+                    i += 1;
+                    break;
+                } else {
+                    value.push(d);
+                    i += 1;
+                }
+            }
+            if quote == '\'' {
+                &mut texts
+            } else {
+                &mut names
+            }
+            .push(value);
+            last_word.clear();
+            continue;
+        }
+        assert!(
+            !matches!(c, '"' | '`'),
+            "{:?}: {c} is not a quote in this dialect",
+            rules.dialect
+        );
+        assert!(
+            !(c == ':' && chars.get(i + 1) == Some(&':')),
+            "{:?}: a :: cast",
+            rules.dialect
+        );
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            last_word = chars[start..i].iter().collect();
+            // A type follows AS in a CAST; the query's own aliases are lower-case.
+            let upper = last_word.chars().all(|c| !c.is_ascii_lowercase());
+            if upper && words.last().is_some_and(|w| w == "AS") {
+                types.push(last_word.clone());
+            }
+            words.push(last_word.clone());
+            continue;
+        }
+        match c {
+            '(' => {
+                depth += 1;
+                if !last_word.is_empty()
+                    && !matches!(
+                        last_word.as_str(),
+                        "IN" | "AND" | "FROM" | "THEN" | "ELSE" | "WHEN" | "AS"
+                    )
+                {
+                    calls.push(last_word.clone());
+                }
+            }
+            ')' => depth -= 1,
+            _ => {}
+        }
+        assert!(depth >= 0, "{:?}: unbalanced parentheses", rules.dialect);
+        if !c.is_whitespace() {
+            last_word.clear();
+            words.push(c.to_string());
+        }
+        i += 1;
+    }
+    assert_eq!(depth, 0, "{:?}: unbalanced parentheses", rules.dialect);
+    (texts, names, calls, types)
+}
+
+/// BigQuery, Spark SQL and Snowflake (no engine here): the text follows each one's rules for
+/// quoting text and names, calls only functions each one has (with its argument order for the
+/// day difference and no `g` flag), and casts only to each one's type names.
+#[test]
+fn the_other_dialects_follow_their_rules() {
+    let f = fixture(true, {
+        let mut h = HorizonConfig::new(90, "closed_at");
+        h.period_days = Some(30);
+        Some(h)
+    });
+    // Names and labels that need escaping in every dialect.
+    let mut artifact = f.model.artifact.clone();
+    let rep = artifact
+        .encoder
+        .attributes
+        .iter_mut()
+        .find(|a| a.name == "rep")
+        .unwrap();
+    rep.name = "Rep's `name` \"x\" \\".into();
+    if let Encoding::Categorical { levels, .. } = &mut rep.encoding {
+        levels[0] = "o'brien \\ \"jr\"".into();
+    }
+    if let Some(aging) = &mut artifact.aging {
+        aging.interactions = aging
+            .interactions
+            .iter()
+            .map(|i| {
+                if i == "rep" {
+                    "Rep's `name` \"x\" \\".to_string()
+                } else {
+                    i.clone()
+                }
+            })
+            .collect();
+    }
+    let common = [
+        "CAST",
+        "LEAST",
+        "GREATEST",
+        "EXP",
+        "FLOOR",
+        "LOWER",
+        "TRIM",
+        "REGEXP_REPLACE",
+        "POWER",
+    ];
+    let dialects = [
+        (
+            Rules {
+                dialect: Dialect::Bigquery,
+                backslash_in_text: true,
+                doubled_quote_in_text: false,
+                name_quote: '`',
+                backslash_in_name: true,
+                functions: &["DATE_DIFF"],
+                types: &["FLOAT64", "STRING", "INT64", "DATE"],
+            },
+            "DATE_DIFF(CAST('2025-12-31' AS DATE), CAST(`created_at` AS DATE), DAY)",
+        ),
+        (
+            Rules {
+                dialect: Dialect::Spark,
+                backslash_in_text: true,
+                doubled_quote_in_text: false,
+                name_quote: '`',
+                backslash_in_name: false,
+                functions: &["DATEDIFF"],
+                types: &["DOUBLE", "STRING", "INTEGER", "DATE"],
+            },
+            "DATEDIFF(CAST('2025-12-31' AS DATE), CAST(`created_at` AS DATE))",
+        ),
+        (
+            Rules {
+                dialect: Dialect::Snowflake,
+                backslash_in_text: true,
+                doubled_quote_in_text: true,
+                name_quote: '"',
+                backslash_in_name: false,
+                functions: &["DATEDIFF"],
+                types: &["DOUBLE", "VARCHAR", "INTEGER", "DATE"],
+            },
+            "DATEDIFF(day, CAST(\"created_at\" AS DATE), CAST('2025-12-31' AS DATE))",
+        ),
+    ];
+    for (rules, day_difference) in dialects {
+        let sql = export_sql(
+            &artifact,
+            &SqlOptions {
+                dialect: rules.dialect,
+                table: "crm.leads".into(),
+                id_column: None,
+                as_of: Some(chrono::NaiveDate::from_ymd_opt(2025, 12, 31).unwrap()),
+                age: AgeSource::Created,
+            },
+        )
+        .unwrap();
+        let (texts, names, calls, types) = lex(&sql, &rules);
+        for call in &calls {
+            assert!(
+                common.contains(&call.as_str()) || rules.functions.contains(&call.as_str()),
+                "{:?} calls {call}",
+                rules.dialect
+            );
+        }
+        for t in &types {
+            assert!(
+                rules.types.contains(&t.as_str()),
+                "{:?} casts to {t}",
+                rules.dialect
+            );
+        }
+        assert!(sql.contains(day_difference), "{:?}: {sql}", rules.dialect);
+        // Every name read back is a column of the model (or the table's parts), spelled
+        // exactly; every label is in the text as it is.
+        assert!(
+            names.contains(&"Rep's `name` \"x\" \\".to_string()),
+            "{:?}",
+            rules.dialect
+        );
+        assert!(names.contains(&"crm".to_string()) && names.contains(&"leads".to_string()));
+        assert!(
+            texts.contains(&"o'brien \\ \"jr\"".to_string()),
+            "{:?}",
+            rules.dialect
+        );
+        // Whitespace folded by a regular expression \s+, replacing every match (no flag).
+        assert!(texts.contains(&"\\s+".to_string()), "{:?}", rules.dialect);
+        assert!(!sql.contains("'g')"), "{:?}", rules.dialect);
+        // The numbers are cast from text to the dialect's 64-bit float.
+        let double = rules.types[0];
+        assert!(
+            sql.contains(&format!("CAST('30' AS {double})")),
+            "{:?}",
+            rules.dialect
+        );
+        assert!(sql.contains("CASE WHEN ls_p IS NULL THEN NULL WHEN ls_p >= "));
+    }
+}
