@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
+//! - [`postgres`] reads a Postgres query's rows as leads and writes scored leads into a table.
 //! - [`names`] decides which model field a CSV header or request key denotes: one rule for all.
 //! - [`schema`] infers column kinds, missing-value tokens and outcome values.
 //! - [`encoder`] turns attribute values into features; the one encoder every path shares
@@ -33,6 +34,7 @@ pub mod id_sketch;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod postgres;
 pub mod registry;
 pub mod sample;
 pub mod schema;

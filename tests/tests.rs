@@ -14,6 +14,7 @@ mod landmark;
 mod leakage;
 mod names;
 mod picture;
+mod postgres;
 mod properties;
 mod refusals;
 mod registry;

@@ -36,11 +36,11 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// (probability, score, grade) by lead id.
-type Scores = HashMap<String, (f64, u32, String)>;
+pub(crate) type Scores = HashMap<String, (f64, u32, String)>;
 
 /// Sample leads with the oddities the query must read as the encoder does. Training leads
 /// get a rare source (pooled) and some missing yes/no values; scored leads get everything.
-fn leads(path: &Path, rows: usize, seed: u64, closed_dates: bool, training: bool) {
+pub(crate) fn leads(path: &Path, rows: usize, seed: u64, closed_dates: bool, training: bool) {
     leadscore::sample::write(
         path,
         &SampleOptions {
@@ -101,7 +101,7 @@ fn leads(path: &Path, rows: usize, seed: u64, closed_dates: bool, training: bool
 
 /// The leads as a table file for `COPY`: every column of [`COLUMNS`] (an absent one empty),
 /// numbers' missing-value tokens as empty fields (NULL), text as it is.
-fn table_csv(leads: &Path, out: &Path) {
+pub(crate) fn table_csv(leads: &Path, out: &Path) {
     let mut reader = csv::Reader::from_path(leads).unwrap();
     let headers = reader.headers().unwrap().clone();
     let mut writer = csv::Writer::from_path(out).unwrap();
@@ -124,7 +124,7 @@ fn table_csv(leads: &Path, out: &Path) {
     writer.flush().unwrap();
 }
 
-fn create_table(name: &str, duck: bool) -> String {
+pub(crate) fn create_table(name: &str, duck: bool) -> String {
     let columns: Vec<String> = COLUMNS
         .iter()
         .map(|(c, kind)| {
@@ -154,7 +154,7 @@ fn trained(training: &Path, models: &Path, horizon: Option<HorizonConfig>) -> Mo
 }
 
 /// `leadscore score`'s numbers for every lead of `data`.
-fn scored(models: &Path, data: &Path, extra: &[&str]) -> Scores {
+pub(crate) fn scored(models: &Path, data: &Path, extra: &[&str]) -> Scores {
     let out = data.with_extension("scored.csv");
     let mut args = vec!["score", "--data", path(data), "--models", path(models)];
     args.extend(["--out", path(&out), "--explain", "0"]);
@@ -164,13 +164,13 @@ fn scored(models: &Path, data: &Path, extra: &[&str]) -> Scores {
     read_scores(&std::fs::read_to_string(&out).unwrap(), "lead_id")
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// Rows of a CSV with the id column, `probability`, `score` and `grade`; NULL (empty)
 /// probabilities are left out.
-fn read_scores(text: &str, id: &str) -> Scores {
+pub(crate) fn read_scores(text: &str, id: &str) -> Scores {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().unwrap().clone();
     let at = |name: &str| {

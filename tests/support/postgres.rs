@@ -7,8 +7,6 @@
 //! PostgreSQL refuses to run as root: as root the server runs as the `postgres` user (else
 //! `nobody`) through `setpriv`, its directory chowned to that user.
 
-#![allow(dead_code)] // TEMPORARY: the Postgres in/out tests that use the rest come next.
-
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
