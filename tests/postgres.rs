@@ -331,3 +331,126 @@ fn scores_are_written_in_one_transaction() {
     l.server.restart();
     assert_eq!(l.server.psql("SELECT count(*) FROM held").trim(), "0");
 }
+
+/// The flags' refusals that need no server: each says what to give instead.
+#[test]
+fn database_flags_are_refused_when_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("leads.csv");
+    leads(&data, 600, 5, false, false);
+    let models = dir.path().join("models");
+    let m = path(&models);
+    // Trained without --id: the SQL export needs to be told the id column.
+    let output = crate::common::leadscore(&[
+        "train",
+        "--data",
+        path(&data),
+        "--target",
+        "converted",
+        "--models",
+        m,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let d = path(&data);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &[
+                "score",
+                "--data",
+                d,
+                "--models",
+                m,
+                "--out",
+                "postgres://u@127.0.0.1/db",
+            ],
+            1,
+            "name the table to write with --table",
+        ),
+        (
+            &["score", "--data", d, "--models", m, "--table", "t"],
+            1,
+            "--table names a table of --out postgres://",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                "postgres://u@127.0.0.1/db",
+                "--target",
+                "c",
+            ],
+            1,
+            "give the rows to read with --query",
+        ),
+        (
+            &["score", "--data", d, "--models", m, "--query", "SELECT 1"],
+            1,
+            "is a file: give --data postgres://",
+        ),
+        (
+            &[
+                "score",
+                "--data",
+                "postgres://u@127.0.0.1:1/db",
+                "--query",
+                "SELECT 1",
+                "--models",
+                m,
+            ],
+            1,
+            "cannot connect to postgres://u@127.0.0.1:1/db",
+        ),
+        (&["models", "export", "--models", m], 2, "--sql"),
+        (
+            &[
+                "models",
+                "export",
+                "--sql",
+                "--dialect",
+                "oracle",
+                "--models",
+                m,
+            ],
+            2,
+            "oracle",
+        ),
+        (
+            &["models", "export", "--sql", "--models", m],
+            1,
+            "has no id column (it was trained without --id); name the table's lead id column with --id",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let output = crate::common::leadscore(args);
+        assert_eq!(
+            output.status.code(),
+            Some(*code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // With --id it is written, to a file atomically.
+    let out = dir.path().join("score.sql");
+    let output = crate::common::leadscore(&[
+        "models",
+        "export",
+        "--sql",
+        "--models",
+        m,
+        "--id",
+        "lead_id",
+        "--out",
+        path(&out),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("\"lead_id\" AS ls_id")
+    );
+}
