@@ -93,37 +93,18 @@ fn a_query_trains_and_scores_as_its_csv_export() {
                  CASE lower(demo_requested) WHEN 'yes' THEN true WHEN 'no' THEN false END AS \
                  demo_requested FROM leads";
     let expected = scored(&from_csv, &l.training, &[]);
-    let output = leadscore_pg(
-        &l.server,
-        &[
-            "score",
-            "--data",
-            &l.server.url(),
-            "--query",
-            typed,
-            "--models",
-            path(&from_csv),
-        ],
-        &[],
-    );
+    let url = l.server.url();
+    let from_query = |command: &str, query: &str| {
+        let args = [command, "--data", &url, "--query", query, "--models"];
+        leadscore_pg(&l.server, &[&args[..], &[path(&from_csv)]].concat(), &[])
+    };
+    let output = from_query("score", typed);
     assert!(output.status.success(), "{}", stderr(&output));
     let got: Scores = read_scores(&String::from_utf8(output.stdout).unwrap(), "lead_id");
     assert_eq!(got, expected);
 
     // evaluate reads a query too.
-    let output = leadscore_pg(
-        &l.server,
-        &[
-            "evaluate",
-            "--data",
-            &l.server.url(),
-            "--query",
-            query,
-            "--models",
-            path(&from_csv),
-        ],
-        &[],
-    );
+    let output = from_query("evaluate", query);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(String::from_utf8_lossy(&output.stdout).contains("AUC"));
 }

@@ -1,6 +1,4 @@
-//! DuckDB through its Python package: found in this Python, else installed from PyPI into the
-//! user's site-packages (as the OpenAPI validator is), so the README's one test command needs
-//! no set-up step.
+//! DuckDB through its Python package (pinned; found or installed by [`super::python`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +8,7 @@ const PINNED: &str = "duckdb==2.0.0";
 /// Runs `script` (SQL statements separated by `;`, the last one a query) in a fresh in-memory
 /// DuckDB and returns the last query's rows as CSV with a header (NULL as an empty field).
 pub fn query(dir: &Path, script: &str) -> String {
-    ensure_installed();
+    super::python::ensure_package("duckdb", PINNED);
     let sql = dir.join("duckdb_script.sql");
     std::fs::write(&sql, script).unwrap();
     let out = dir.join("duckdb_result.csv");
@@ -31,27 +29,4 @@ pub fn query(dir: &Path, script: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read_to_string(out).unwrap()
-}
-
-fn ensure_installed() {
-    static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| {
-        let found = Command::new("python3")
-            .args(["-c", "import duckdb"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if found {
-            return;
-        }
-        let output = Command::new("python3")
-            .args(["-m", "pip", "install", "--user", "--quiet"])
-            .args(["--disable-pip-version-check", PINNED])
-            .output()
-            .expect("python3 runs (the tests need Python 3 with pip)");
-        assert!(
-            output.status.success(),
-            "installing {PINNED} from PyPI failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
 }
