@@ -47,6 +47,12 @@ pub enum ModelsCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    leadscore models export --sql --table crm.leads > score_leads.sql\n  \
+    leadscore models export --sql --dialect bigquery --table my-project.crm.leads --out score.sql\n  \
+    leadscore models export --sql --dialect duckdb --as-of 2026-01-31 --id \"Lead Number\"\n\n\
+The query returns the id column, probability, score and grade of every row, as leadscore score \
+computes them; see docs/warehouse.md for the columns it reads and how exact it is.")]
 pub struct ExportArgs {
     /// Write SQL (the one export format).
     #[arg(long, required = true)]

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  \
     leadscore score --data new_leads.csv --top 20 --explain 3\n  \
     leadscore score --data new_leads.csv --out scored.csv --version 20261123-101530-ab12cd\n  \
-    leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n\n\
+    leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n  \
+    PGPASSWORD=… leadscore score --data postgres://analyst@db/crm --query \"SELECT * FROM open_leads\" \\\n      \
+    --out postgres://analyst@db/crm --table lead_scores\n\n\
 A model trained with --horizon and a period ages its scores: each lead's age is its age_days \
 column if filled, else the days from its created date (the model's created-date column) to \
 --as-of (default: today, UTC); a lead with neither is scored as new (age 0), with a warning.")]
