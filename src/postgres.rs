@@ -101,7 +101,22 @@ pub fn read_query(url: &str, query: &str) -> Result<crate::data::Table, crate::d
             )
             .await
             .map_err(|e| failed(url, &e))?;
-        let copy = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
+        // The CSV reader tells `,` from `;` by counting them in the header, where PostgreSQL
+        // quotes a name holding the delimiter but not one holding the other: column names
+        // with more semicolons than the header has commas are copied out with `;`.
+        let semicolons: usize = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().matches(';').count())
+            .sum();
+        let delimiter = if semicolons >= statement.columns().len().max(1) {
+            ';'
+        } else {
+            ','
+        };
+        let copy = format!(
+            "COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER '{delimiter}')"
+        );
         let stream = client.copy_out(&copy).await.map_err(|e| failed(url, &e))?;
         let mut stream = std::pin::pin!(stream);
         let mut bytes = Vec::new();
