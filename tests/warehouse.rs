@@ -47,7 +47,7 @@ pub(crate) fn leads(path: &Path, rows: usize, seed: u64, closed_dates: bool, tra
             rows,
             seed,
             closed_dates,
-            truth: None,
+            ..SampleOptions::default()
         },
     )
     .unwrap();
