@@ -1,4 +1,5 @@
-//! Reading a CRM's CSV export into memory, column by column.
+//! Reading a CRM's CSV export into memory, column by column (or a Postgres query's rows, as
+//! the same CSV: [`read_leads`], [`crate::postgres`]).
 //!
 //! The export is read once, strictly: a ragged row, an empty file or a header without columns is
 //! an error naming the file and line. Lines are the physical lines a text editor shows (`\n`,
@@ -80,6 +81,12 @@ pub enum DataError {
          {expected} (column names match ignoring case and spacing)"
     )]
     NoKnownColumn { path: PathBuf, expected: String },
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PostgresError),
+    #[error("{url} is a database: give the rows to read with --query \"SELECT …\"")]
+    NoQuery { url: String },
+    #[error("--query reads from a database, but {path} is a file: give --data postgres://host/db")]
+    QueryWithoutDatabase { path: PathBuf },
 }
 
 /// The text of one column, every cell in one buffer.
@@ -190,6 +197,19 @@ impl Table {
 
     pub fn column(&self, index: usize) -> &TextColumn {
         &self.columns[index]
+    }
+}
+
+/// Reads the leads `--data` names: the rows of `query` when it is a Postgres URL
+/// ([`crate::postgres`]), else a CSV file.
+pub fn read_leads(data: &Path, query: Option<&str>) -> Result<Table, DataError> {
+    match (crate::postgres::url_of(data), query) {
+        (Some(url), Some(query)) => crate::postgres::read_query(url, query),
+        (Some(url), None) => Err(DataError::NoQuery { url: url.into() }),
+        (None, Some(_)) => Err(DataError::QueryWithoutDatabase {
+            path: data.to_path_buf(),
+        }),
+        (None, None) => read_csv(data),
     }
 }
 

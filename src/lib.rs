@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`data`] reads a CSV export into memory, column by column, with file/line errors.
+//! - [`postgres`] reads a Postgres query's rows as leads and writes scored leads into a table.
 //! - [`names`] decides which model field a CSV header or request key denotes: one rule for all.
 //! - [`schema`] infers column kinds, missing-value tokens and outcome values.
 //! - [`encoder`] turns attribute values into features; the one encoder every path shares
@@ -13,6 +14,7 @@
 //! - [`model`] is the versioned artifact and the scoring arithmetic over it.
 //! - [`registry`] stores versions under `models/` and promotes them atomically.
 //! - [`score`] batch-scores a CSV into a call list.
+//! - [`warehouse`] writes a model as one SQL `SELECT` that scores a table inside a warehouse.
 //! - [`metrics`] computes AUC, log loss, Brier score and calibration.
 //! - [`evaluate`] compares predicted with realized closure rates and writes the reports.
 //! - [`sample`] writes synthetic leads from known true coefficients (and, with closed dates, known
@@ -32,9 +34,11 @@ pub mod id_sketch;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod postgres;
 pub mod registry;
 pub mod sample;
 pub mod schema;
 pub mod score;
 pub mod server;
 pub mod train;
+pub mod warehouse;

@@ -212,17 +212,20 @@ pub fn parse_number(cell: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// The values a yes/no attribute reads as yes (ignoring case and surrounding white space).
+pub const FLAG_YES: [&str; 6] = ["1", "1.0", "true", "t", "yes", "y"];
+/// The values a yes/no attribute reads as no.
+pub const FLAG_NO: [&str; 6] = ["0", "0.0", "false", "f", "no", "n"];
+
 /// Reads yes/no style values.
 pub fn parse_flag(cell: &str) -> Option<bool> {
     // The same as matching `normalise_category(cell)` against the lists, without allocating:
     // no token has inner whitespace, and only ASCII letters lower-case to the tokens' letters
     // (the one other character that lower-cases to ASCII, the Kelvin sign, gives `k`).
-    const TRUE: [&str; 6] = ["1", "1.0", "true", "t", "yes", "y"];
-    const FALSE: [&str; 6] = ["0", "0.0", "false", "f", "no", "n"];
     let cell = cell.trim();
-    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
+    if FLAG_YES.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
         Some(true)
-    } else if FALSE.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
+    } else if FLAG_NO.iter().any(|t| t.eq_ignore_ascii_case(cell)) {
         Some(false)
     } else {
         None

@@ -11,6 +11,7 @@ fn every_command_has_help_with_an_example() {
         vec!["train", "--help"],
         vec!["score", "--help"],
         vec!["models", "--help"],
+        vec!["models", "export", "--help"],
         vec!["evaluate", "--help"],
         vec!["serve", "--help"],
     ] {

@@ -666,30 +666,12 @@ async fn health_readiness_model_and_openapi_over_json() {
     server.stop().await;
 }
 
-/// The pinned OpenAPI validator the tests run: found in this Python, else installed from PyPI
-/// into the user's site-packages, so the README's one test command needs no set-up step.
+/// The pinned OpenAPI validator the tests run (found, or installed from PyPI).
 fn openapi_validator() {
-    const PINNED: &str = "openapi-spec-validator==0.9.0";
-    static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| {
-        let found = std::process::Command::new("python3")
-            .args(["-c", "import openapi_spec_validator"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if found {
-            return;
-        }
-        let output = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--user", "--quiet"])
-            .args(["--disable-pip-version-check", PINNED])
-            .output()
-            .expect("python3 runs (the tests need Python 3 with pip)");
-        assert!(
-            output.status.success(),
-            "installing {PINNED} from PyPI failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
+    crate::support::python::ensure_package(
+        "openapi_spec_validator",
+        "openapi-spec-validator==0.9.0",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 use super::{EXIT_GATE_FAILED, print, split_list};
-use crate::data::{Table, read_csv};
+use crate::data::{Table, read_csv, read_leads};
 use crate::evaluate::{
     Gates, InSample, InputOptions, TableOptions, evaluate, inputs, report_html, report_json,
     report_terminal,
@@ -36,9 +36,14 @@ use std::process::ExitCode;
     --outcome-date closed_at --max-calibration-gap 0.03 --min-auc 0.7 --json report.json\n\n\
     Exit codes: 0 all gates passed, 1 bad input or I/O error, 2 usage error, 3 a gate failed.")]
 pub struct EvaluateArgs {
-    /// Backtest: a labelled CSV (same columns as training) scored with the model.
+    /// Backtest: a labelled CSV (same columns as training) scored with the model, or a
+    /// Postgres URL with --query.
     #[arg(long, conflicts_with_all = ["predictions", "outcomes"], required_unless_present = "predictions")]
     data: Option<PathBuf>,
+    /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
+    /// The password comes from PGPASSWORD or ~/.pgpass, never the URL.
+    #[arg(long, value_name = "SQL", requires = "data")]
+    query: Option<String>,
     /// Realized: the server's SQLite prediction log, or a CSV written by `leadscore score`.
     #[arg(long, requires = "outcomes")]
     predictions: Option<PathBuf>,
@@ -161,7 +166,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let (model, leads, coverage, table) = match (&args.data, &args.predictions, &args.outcomes) {
         (Some(data), _, _) => {
             let model = registry.load_or_current(args.version.as_deref())?;
-            let table = read_csv(data)?;
+            crate::postgres::refuse_password(data)?;
+            let table = read_leads(data, args.query.as_deref())?;
             in_sample = training_leads_in(&model, &table, &options);
             let (leads, coverage) = inputs::backtest(&model, &table, &options)
                 .with_context(|| format!("evaluating {}", data.display()))?;

@@ -2,6 +2,7 @@ use super::print;
 use crate::evaluate::report_html;
 use crate::fsutil::write_atomic;
 use crate::registry::Registry;
+use crate::warehouse::{AgeSource, Dialect, SqlOptions, export_sql};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,8 @@ use std::process::ExitCode;
     leadscore models show\n  \
     leadscore models show --html model.html\n  \
     leadscore models promote 20261123-101530-ab12cd\n  \
-    leadscore models rollback")]
+    leadscore models rollback\n  \
+    leadscore models export --sql --dialect bigquery --table crm.leads --out score_leads.sql")]
 pub enum ModelsCommand {
     /// List versions; `*` marks the one in service; `question` is what each probability
     /// answers (ever closes, or closes within a horizon).
@@ -38,6 +40,49 @@ pub enum ModelsCommand {
     },
     /// Put the previously promoted version back in service.
     Rollback(Dir),
+    /// Write a version (default: the one in service) as SQL: a SELECT over a table of leads
+    /// returning the lead id, probability, score and grade, exactly as `leadscore score`
+    /// computes them (docs/warehouse.md).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    leadscore models export --sql --table crm.leads > score_leads.sql\n  \
+    leadscore models export --sql --dialect bigquery --table my-project.crm.leads --out score.sql\n  \
+    leadscore models export --sql --dialect duckdb --as-of 2026-01-31 --id \"Lead Number\"\n\n\
+The query returns the id column, probability, score and grade of every row, as leadscore score \
+computes them; see docs/warehouse.md for the columns it reads and how exact it is.")]
+pub struct ExportArgs {
+    /// Write SQL (the one export format).
+    #[arg(long, required = true)]
+    sql: bool,
+    /// The SQL engine the query is written for.
+    #[arg(long, value_enum, default_value = "postgres")]
+    dialect: Dialect,
+    /// The table (or view) of leads, optionally qualified (`analytics.leads`); its columns are
+    /// named as in training, NULL meaning missing.
+    #[arg(long, default_value = "leads")]
+    table: String,
+    /// Model version (default: the one in service).
+    #[arg(long)]
+    version: Option<String>,
+    /// The lead id column (default: the model's id column).
+    #[arg(long)]
+    id: Option<String>,
+    /// For a model that ages its scores: where a lead's age comes from, the days from the
+    /// model's created-date column to the scoring date, or an `age_days` column.
+    #[arg(long, value_enum, default_value = "created")]
+    age: AgeSource,
+    /// For a model that ages its scores: the day ages are counted to (YYYY-MM-DD); default:
+    /// the engine's CURRENT_DATE when the query runs.
+    #[arg(long, value_name = "DATE", value_parser = super::train::as_of_date)]
+    as_of: Option<chrono::NaiveDate>,
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    dir: Dir,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +176,30 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
         ModelsCommand::Rollback(dir) => {
             let version = Registry::new(&dir.models).rollback()?;
             errln!("rolled back: {version} is now in service");
+        }
+        ModelsCommand::Export(args) => {
+            let model = Registry::new(&args.dir.models).load_or_current(args.version.as_deref())?;
+            let options = SqlOptions {
+                dialect: args.dialect,
+                table: args.table,
+                id_column: args.id,
+                as_of: args.as_of,
+                age: args.age,
+            };
+            let sql = export_sql(&model.artifact, &options)?;
+            match &args.out {
+                Some(path) => {
+                    write_atomic(path, sql.as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    errln!(
+                        "model {} as {} SQL → {}",
+                        model.version(),
+                        args.dialect.name(),
+                        path.display()
+                    );
+                }
+                None => out.push_str(&sql),
+            }
         }
     }
     print(&out)?;

@@ -1,4 +1,4 @@
-use crate::data::read_csv;
+use crate::data::read_leads;
 use crate::fsutil::AtomicFile;
 use crate::registry::Registry;
 use crate::score::{score_table_at, write_csv};
@@ -11,14 +11,21 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  \
     leadscore score --data new_leads.csv --top 20 --explain 3\n  \
     leadscore score --data new_leads.csv --out scored.csv --version 20261123-101530-ab12cd\n  \
-    leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n\n\
+    leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n  \
+    PGPASSWORD=… leadscore score --data postgres://analyst@db/crm --query \"SELECT * FROM open_leads\" \\\n      \
+    --out postgres://analyst@db/crm --table lead_scores\n\n\
 A model trained with --horizon and a period ages its scores: each lead's age is its age_days \
 column if filled, else the days from its created date (the model's created-date column) to \
 --as-of (default: today, UTC); a lead with neither is scored as new (age 0), with a warning.")]
 pub struct ScoreArgs {
-    /// CSV of leads (same columns as training; the outcome column, if present, is ignored).
+    /// CSV of leads (same columns as training; the outcome column, if present, is ignored),
+    /// or a Postgres URL with --query.
     #[arg(long)]
     data: PathBuf,
+    /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
+    /// The password comes from PGPASSWORD or ~/.pgpass, never the URL.
+    #[arg(long, value_name = "SQL")]
+    query: Option<String>,
     /// Model registry directory.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -28,9 +35,14 @@ pub struct ScoreArgs {
     /// Lead id column (default: the model's id column, else the line number).
     #[arg(long)]
     id: Option<String>,
-    /// Output CSV (default: standard output). Written atomically.
+    /// Output CSV (default: standard output), written atomically; or a Postgres URL with
+    /// --table: lead_id, probability, score, grade, model_version and scored_at rows, all
+    /// written in one transaction or none.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With --out postgres://…: the table to add the scores to (created if absent).
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
     /// Only the N highest-scored leads.
     #[arg(long)]
     top: Option<usize>,
@@ -46,7 +58,17 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let registry = Registry::new(&args.models);
     let model = registry.load_or_current(args.version.as_deref())?;
-    let table = read_csv(&args.data)?;
+    crate::postgres::refuse_password(&args.data)?;
+    if let Some(out) = &args.out {
+        crate::postgres::refuse_password(out)?;
+    }
+    let out_url = args.out.as_deref().and_then(crate::postgres::url_of);
+    match (out_url, &args.table) {
+        (Some(url), None) => anyhow::bail!("--out {url}: name the table to write with --table"),
+        (None, Some(_)) => anyhow::bail!("--table names a table of --out postgres://host/db"),
+        _ => {}
+    }
+    let table = read_leads(&args.data, args.query.as_deref())?;
     let explain = args.explain as usize;
     let today = args
         .as_of
@@ -71,6 +93,15 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(top) = args.top {
         scored.rows.truncate(top);
+    }
+    if let (Some(url), Some(name)) = (out_url, &args.table) {
+        let written = crate::postgres::write_scores(url, name, &scored.rows, model.version())?;
+        errln!(
+            "scored {} leads with model {} → {url}, table {name} ({written} rows)",
+            table.rows(),
+            model.version(),
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     match &args.out {
         Some(path) => {

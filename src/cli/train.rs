@@ -33,9 +33,13 @@ its next DAYS days had passed, with its age as a feature (and age × the attribu
 pace, chosen by validation), so the probability is P(closes within the next DAYS days | still \
 open at its age).")]
 pub struct TrainArgs {
-    /// CSV export of historic leads (header row; `,` or `;`).
+    /// CSV export of historic leads (header row; `,` or `;`), or a Postgres URL with --query.
     #[arg(long)]
     data: PathBuf,
+    /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
+    /// The password comes from PGPASSWORD or ~/.pgpass, never the URL.
+    #[arg(long, value_name = "SQL")]
+    query: Option<String>,
     /// Outcome column (1/0, true/false, yes/no, won/lost, closed won/closed lost,
     /// converted/not converted; empty or open stages are not training rows).
     #[arg(long)]
@@ -118,6 +122,7 @@ pub struct TrainArgs {
 const TRAINED_AT_ENV: &str = "LEADSCORE_TRAINED_AT";
 
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    crate::postgres::refuse_password(&args.data)?;
     let config = train_config(&args)?;
     let quiet = args.quiet;
     let mut progress = |line: &str| {
@@ -145,6 +150,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
 /// The flags as the library's training settings.
 fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     let mut config = TrainConfig::new(&args.data, &args.target);
+    config.query = args.query.clone();
     config.id = args.id.clone();
     config.date = args.date.clone();
     config.drop = split_list(&args.drop);

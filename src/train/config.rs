@@ -10,7 +10,10 @@ use std::path::PathBuf;
 /// Everything `leadscore train` is told.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
+    /// A CSV file, or a Postgres URL whose `query` gives the rows.
     pub data: PathBuf,
+    /// `--query`: the rows to read when `data` is a Postgres URL.
+    pub query: Option<String>,
     pub target: String,
     pub id: Option<String>,
     pub date: Option<String>,
@@ -96,6 +99,7 @@ impl TrainConfig {
     pub fn new(data: impl Into<PathBuf>, target: impl Into<String>) -> TrainConfig {
         TrainConfig {
             data: data.into(),
+            query: None,
             target: target.into(),
             id: None,
             date: None,

@@ -51,7 +51,7 @@ pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
 pub use promotion::{PromotePolicy, Promotion, save_and_promote};
 
-use crate::data::{Table, read_csv};
+use crate::data::{Table, read_leads};
 use crate::model::ModelArtifact;
 use crate::schema::MissingTokens;
 use columns::Roles;
@@ -85,7 +85,9 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let started = Instant::now();
     let mut timings = Timings::default();
     progress(&format!("reading {}", config.data.display()));
-    let table = timed(&mut timings.read, || read_csv(&config.data))?;
+    let table = timed(&mut timings.read, || {
+        read_leads(&config.data, config.query.as_deref())
+    })?;
     progress::read(progress, &table, timings.read);
     let missing = MissingTokens::with_extra(&config.na);
 
