@@ -15,7 +15,7 @@ use crate::id_sketch::IdSketch;
 use crate::metrics::calibration_bins;
 use crate::model::{
     Coefficient, DataSummary, FORMAT_VERSION, HoldoutReport, Horizon, ModelArtifact,
-    Regularisation, SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
+    Regularisation, Sampling, SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
 };
 use chrono::{DateTime, Utc};
 use ndarray::{ArrayView2, Axis};
@@ -39,6 +39,9 @@ pub(super) struct Learned<'a> {
     pub horizon: Option<Horizon>,
     /// With landmark rows: the age record and its terms (whose columns end `x`).
     pub aging: Option<(Aging, AgeTerms)>,
+    /// With a sampled table: what was sampled, and the matrix rows that are a uniform sample
+    /// of the file (the percentiles and coefficient means are taken on them).
+    pub sampling: Option<(Sampling, Vec<usize>)>,
 }
 
 /// Assembles the artifact, stamped with `config.trained_at` (else the clock).
@@ -51,6 +54,14 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         ..
     } = learned;
     let trained_at = config.trained_at.unwrap_or_else(Utc::now);
+    let population = learned
+        .sampling
+        .as_ref()
+        .map(|(_, rows)| x.select(Axis(0), rows));
+    let x = match &population {
+        Some(p) => p.view(),
+        None => x.reborrow(),
+    };
     let train_p = final_fit.probabilities(x).to_vec();
     let quantiles = score_quantiles(&train_p);
     ModelArtifact {
@@ -89,6 +100,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         score_quantiles: quantiles,
         horizon: learned.horizon,
         aging: learned.aging.map(|a| a.0),
+        sampling: learned.sampling.map(|s| s.0),
     }
 }
 
@@ -149,10 +161,9 @@ fn coefficients(
 }
 
 fn holdout_report(holdout: &Holdout, measured: &Measured) -> HoldoutReport {
-    let holdout_won = &holdout.won[holdout.n_train..];
     HoldoutReport {
         method: holdout.method.clone(),
-        calibration: calibration_bins(&measured.probabilities, holdout_won, 10),
+        calibration: calibration_bins(&measured.probabilities, &measured.won, 10),
         metrics: measured.metrics.clone(),
         note: "metrics of the fit without the holdout; the served model is refit on all rows"
             .into(),

@@ -1,4 +1,4 @@
-//! Training: a CSV of historic leads → a validated model artifact, and its promotion.
+//! Training: a CSV or Parquet file of historic leads → a validated model artifact, and its promotion.
 //!
 //! Architecture invariant: this is the only module that touches linfa's fitting API, and
 //! within it only `solver` does.
@@ -20,6 +20,9 @@
 //! - `artifact`: the model artifact and its version name;
 //! - `promotion`: writing the version and deciding whether it goes into service.
 //!
+//! Reading is `sampling`'s: above the row cap (`--max-rows`, else the memory budget) it keeps a
+//! sample chosen while reading, and corrects the fits' intercepts for it.
+//!
 //! `config` holds the settings, `error` the refusals, `progress` the progress lines and timings.
 //! The served model is refit on all rows, warm-started from the holdout fit.
 
@@ -38,16 +41,18 @@ mod outcomes;
 mod progress;
 mod promotion;
 mod regularisation;
+mod sampling;
 mod solver;
 
 pub use artifact::top_coefficients;
-pub use config::{HorizonConfig, TrainConfig, WonWithoutDate};
+pub use config::{HorizonConfig, MaxRows, TrainConfig, WonWithoutDate};
 pub use error::TrainError;
 pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
 pub use promotion::{PromotePolicy, Promotion, save_and_promote};
+pub use sampling::memory_budget_rows;
 
-use crate::data::{Table, read_csv};
+use crate::data::Table;
 use crate::model::ModelArtifact;
 use crate::schema::MissingTokens;
 use columns::Roles;
@@ -81,8 +86,12 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let started = Instant::now();
     let mut timings = Timings::default();
     progress(&format!("reading {}", config.data.display()));
-    let table = timed(&mut timings.read, || read_csv(&config.data))?;
+    let sampling::SampledTable { table, sampled } =
+        timed(&mut timings.read, || sampling::read(config))?;
     progress::read(progress, &table, timings.read);
+    if let Some(s) = &sampled {
+        progress::sampled(progress, &s.record);
+    }
     let missing = MissingTokens::with_extra(&config.na);
 
     let target = table.column_index(&config.target)?;
@@ -157,14 +166,20 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let choice = timed(&mut timings.select_alpha, || {
         regularisation::choose_alpha(&solver, train_x, train_y, &config.alphas, progress)
     })?;
-    let measured = timed(&mut timings.holdout_fit, || {
+    let mut measured = timed(&mut timings.holdout_fit, || {
         holdout::measure(&solver, x.view(), &holdout, choice.alpha, &choice.fit)
     })?;
+    if let Some(s) = &sampled {
+        s.correct_measured(&mut measured, x.view(), &holdout);
+    }
     progress::holdout_measured(progress, &measured.metrics, timings.holdout_fit);
     // The served model: refit on every row, warm-started from the holdout fit.
-    let final_fit = timed(&mut timings.final_fit, || {
+    let mut final_fit = timed(&mut timings.final_fit, || {
         solver.fit(x.view(), &holdout.won, choice.alpha, Some(&measured.fit))
     })?;
+    if let Some(s) = &sampled {
+        s.correct(&mut final_fit);
+    }
     progress::refitted(progress, x.nrows(), timings.final_fit);
     let mut warnings =
         labels::probable_duplicates(&table, &columns.features, &outcomes.rows, &missing);
@@ -188,6 +203,10 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         final_fit: &final_fit,
         horizon,
         aging,
+        sampling: sampled.map(|s| {
+            let rows = s.population_rows(&holdout);
+            (s.record, rows)
+        }),
     });
     timings.total = started.elapsed().as_secs_f64();
     Ok(Trained {
@@ -195,11 +214,11 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         leakage,
         warnings,
         timings,
-        holdout_rows: holdout.rows[holdout.n_train..].to_vec(),
-        holdout_won: holdout.won[holdout.n_train..].to_vec(),
+        holdout_rows: measured.held.iter().map(|&i| holdout.rows[i]).collect(),
+        holdout_won: measured.won.clone(),
         holdout_ages: match &holdout.ages {
-            Some(ages) => ages[holdout.n_train..].iter().map(|&a| a.into()).collect(),
-            None => vec![0.0; holdout.rows.len() - holdout.n_train],
+            Some(ages) => measured.held.iter().map(|&i| ages[i].into()).collect(),
+            None => vec![0.0; measured.held.len()],
         },
         holdout_probabilities: measured.probabilities,
         holdout_drift,
