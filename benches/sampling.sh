@@ -6,7 +6,8 @@
 #      backtested on the same fresh leads (ROC AUC, mean predicted against realized);
 #   2. 10M leads sampled to 1M, beside the full 2M fit: wall time and peak memory
 #      (/usr/bin/time -v).
-# Needs ~1.5 GB in $WORK (default: a temporary directory, removed at the end).
+# Needs ~1.5 GB in $WORK (default: a temporary directory, removed at the end). The sizes can be
+# set for a quick try: ROWS (2000000), BIG (10000000), FRESH (500000), CAP (1000000).
 #
 #     cargo build --release && bash benches/sampling.sh
 set -euo pipefail
@@ -16,9 +17,10 @@ work="${WORK:-$(mktemp -d)}"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-"$bin" sample --rows 2000000 --seed 1 --out 2m.csv
-"$bin" sample --rows 10000000 --seed 2 --out 10m.csv
-"$bin" sample --rows 500000 --seed 3 --out fresh.csv
+rows="${ROWS:-2000000}" big="${BIG:-10000000}" fresh="${FRESH:-500000}" cap="${CAP:-1000000}"
+"$bin" sample --rows "$rows" --seed 1 --out 2m.csv
+"$bin" sample --rows "$big" --seed 2 --out 10m.csv
+"$bin" sample --rows "$fresh" --seed 3 --out fresh.csv
 ls -l 2m.csv 10m.csv fresh.csv
 
 # Runs a training, printing wall time and peak memory from /usr/bin/time -v, and the summary
@@ -35,12 +37,12 @@ train() {
 }
 
 train full-2m --data 2m.csv --max-rows 0
-train sampled-2m --data 2m.csv --max-rows 1000000
-train sampled-10m --data 10m.csv --max-rows 1000000
+train sampled-2m --data 2m.csv --max-rows "$cap"
+train sampled-10m --data 10m.csv --max-rows "$cap"
 
 # The same fresh leads scored by each model: AUC and mean predicted against realized.
 for name in full-2m sampled-2m sampled-10m; do
-    echo "== $name on 500k fresh leads"
+    echo "== $name on $fresh fresh leads"
     "$bin" evaluate --data fresh.csv --models "models-$name" --json - |
         python3 -c '
 import json, sys

@@ -216,7 +216,8 @@ impl Table {
 pub trait RowSink {
     /// Why the sink stops the reading (a reading error is one).
     type Error: From<DataError>;
-    /// The column names (trimmed), once, before any row.
+    /// The column names (trimmed), once, before the first row (not called for a file without
+    /// rows).
     fn start(&mut self, path: &Path, headers: &[String]) -> Result<(), Self::Error>;
     /// One row: exactly one cell per header, in header order, and where it is (`Table::lines`).
     fn row<'a>(
@@ -417,7 +418,9 @@ fn csv_into<S: RowSink>(path: &Path, input: impl Read, sink: &mut S) -> Result<S
         Err(e) => return Err(malformed(e, &mut reader).into()),
     };
     refuse_duplicate_headers(path, &headers)?;
-    sink.start(path, &headers)?;
+    // The sink hears of the columns with the first row: an empty or header-only file is refused
+    // as such, before a sink looks for its columns.
+    let mut started = false;
     // Rows may omit the cells of trailing unnamed columns (a header ending in `,,`).
     let named_width = headers.len() - headers.iter().rev().take_while(|h| h.is_empty()).count();
     let mut record = csv::StringRecord::new();
@@ -446,6 +449,10 @@ fn csv_into<S: RowSink>(path: &Path, input: impl Read, sink: &mut S) -> Result<S
             .iter()
             .chain(std::iter::repeat(""))
             .take(headers.len());
+        if !started {
+            sink.start(path, &headers)?;
+            started = true;
+        }
         sink.row(cells, line)?;
         rows += 1;
     }

@@ -87,6 +87,31 @@ pub struct Sampling {
     pub measured_on: String,
 }
 
+impl Sampling {
+    /// What was read, what was kept and the correction, in one line (the training summary and
+    /// its progress line).
+    pub fn describe(&self) -> String {
+        format!(
+            "{} rows read, more than the cap of {} ({}): kept {} of {} won, {} of {} lost, {} of \
+             {} open (seed {}); intercept corrected by {:+.4} for the sample's won share {:.1}% \
+             against the file's {:.1}%",
+            self.rows_read,
+            self.max_rows,
+            self.rule,
+            self.won_kept,
+            self.won_read,
+            self.lost_kept,
+            self.lost_read,
+            self.open_kept,
+            self.open_read,
+            self.seed,
+            -self.intercept_correction,
+            self.sample_won_share * 100.0,
+            self.population_won_share * 100.0,
+        )
+    }
+}
+
 /// What a horizon model's probability means and how its labels were made: a lead counts as won
 /// only when it closed won within `days` of its created date, judged at `as_of`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -186,6 +186,25 @@ fn scores_written_as_parquet_read_back_as_the_csv() {
         }
     }
     assert!(compared > 1500 * 20, "{compared}");
+
+    // evaluate reads Parquet too: the backtest of the Parquet copy is the CSV's.
+    let report = |data: &Path| {
+        let run = leadscore(&[
+            "evaluate",
+            "--data",
+            data.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+            "--json",
+            "-",
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        report["metrics"].clone()
+    };
+    let (from_csv, from_parquet) = (report(&csv), report(&parquet));
+    assert_eq!(from_csv["leads"], 1500);
+    assert_eq!(from_csv, from_parquet);
 }
 
 #[test]

@@ -258,23 +258,9 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
     if let Some(s) = &a.sampling {
         outln!(
             out,
-            "sampled    {} rows read, more than the cap of {} ({}): kept {} of {} won, {} of {} \
-             lost, {} of {} open (seed {}); intercept corrected by {:+.4} for the sample's won \
-             share {} against the file's {}; holdout metrics, percentiles and grades on the \
-             sample thinned to the file's won share",
-            s.rows_read,
-            s.max_rows,
-            s.rule,
-            s.won_kept,
-            s.won_read,
-            s.lost_kept,
-            s.lost_read,
-            s.open_kept,
-            s.open_read,
-            s.seed,
-            -s.intercept_correction,
-            pct(s.sample_won_share),
-            pct(s.population_won_share),
+            "sampled    {}; holdout metrics, percentiles and grades on the sample thinned to the \
+             file's won share",
+            s.describe()
         );
     }
     outln!(out, "meaning    {}", a.probability_meaning());

@@ -60,7 +60,6 @@ pub fn read_into<S: RowSink>(path: &Path, sink: &mut S) -> Result<Source, S::Err
         }
     }
     super::refuse_duplicate_headers(path, &headers)?;
-    sink.start(path, &headers)?;
     let options = FormatOptions::default().with_null("");
     let mut texts = vec![TextColumn::default(); headers.len()];
     let mut row_number = 0u64;
@@ -89,6 +88,9 @@ pub fn read_into<S: RowSink>(path: &Path, sink: &mut S) -> Result<Source, S::Err
                 write_column(array.as_ref(), &options, text).map_err(|e| at_group(&e))?;
             }
             for row in 0..batch.num_rows() {
+                if row_number == 0 {
+                    sink.start(path, &headers)?;
+                }
                 row_number += 1;
                 sink.row(texts.iter().map(|t| t.get(row)), row_number)?;
             }

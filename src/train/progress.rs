@@ -41,20 +41,7 @@ pub(super) fn read(progress: Progress<'_>, table: &Table, seconds: f64) {
 }
 
 pub(super) fn sampled(progress: Progress<'_>, s: &crate::model::Sampling) {
-    progress(&format!(
-        "sampled: {} rows read, above the cap of {} ({}); kept every won lead of {} or a \
-         uniform share: {} won, {} lost of {}, {} open of {}; intercept corrected by {:+.4}",
-        s.rows_read,
-        s.max_rows,
-        s.rule,
-        s.won_read,
-        s.won_kept,
-        s.lost_kept,
-        s.lost_read,
-        s.open_kept,
-        s.open_read,
-        -s.intercept_correction,
-    ));
+    progress(&format!("sampled: {}", s.describe()));
 }
 
 pub(super) fn encoded(progress: Progress<'_>, x: &Array2<f64>, seconds: f64) {

@@ -45,7 +45,7 @@ pub enum MaxRows {
 const PROBE_ROWS: u64 = 10_000;
 
 /// Bytes training holds per byte of a row's text: the text itself, the encoded matrix and its
-/// copies for the fits (measured: ~540 MiB for the 1M-lead sample, whose rows average ~95 bytes
+/// copies for the fits (measured: ~540 MiB for the 1M-lead sample, whose rows average ~78 bytes
 /// of text; BENCHMARKS.md). Rounded up, since a guess too low costs the run.
 const TRAINING_BYTES_PER_TEXT_BYTE: u64 = 8;
 
@@ -372,5 +372,24 @@ impl Sampler {
             table: self.table,
             sampled: Some(Sampled { record, population }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_budget_scales_with_the_row_size() {
+        // Linux reports MemAvailable; elsewhere there is no automatic cap.
+        let (Some(small), Some(large)) = (memory_budget_rows(100.0), memory_budget_rows(200.0))
+        else {
+            assert!(!Path::new("/proc/meminfo").exists());
+            return;
+        };
+        assert!(small > 0);
+        // Twice the bytes per row, about half the rows (memory moves between the two reads).
+        let ratio = small as f64 / large as f64;
+        assert!((1.8..2.2).contains(&ratio), "{small} {large}");
     }
 }
