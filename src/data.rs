@@ -1,7 +1,12 @@
-//! Reading a CRM's CSV export into memory, column by column (or a Postgres query's rows, as
-//! the same CSV: [`read_leads`], [`crate::postgres`]).
+//! Reading a CRM's export (CSV or Parquet) into memory, column by column, or a Postgres
+//! query's rows as the same CSV ([`read_leads`], [`crate::postgres`]).
 //!
-//! The export is read once, strictly: a ragged row, an empty file or a header without columns is
+//! Inputs are told apart by their first bytes ([`Format::sniff`]), and streamed: each row is
+//! handed to a [`RowSink`] as it is read, so a sink that keeps some rows (training's sampler)
+//! holds only those. Parquet is read row group by row group (`parquet`), its typed values
+//! written as the text a CSV export would hold, so one set of rules reads both.
+//!
+//! A CSV export is read once, strictly: a ragged row, an empty file or a header without columns is
 //! an error naming the file and line. Lines are the physical lines a text editor shows (`\n`,
 //! `\r\n` and a lone `\r` each end one; blank lines and line breaks inside quoted fields count).
 //! The delimiter (`,` or `;`) is detected from the header, a UTF-8 byte-order mark is skipped,
@@ -11,7 +16,9 @@
 
 use crate::names::{self, Claims, FieldIndex};
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{BufRead, Read};
+
+mod parquet;
 use std::path::{Path, PathBuf};
 
 /// Why a CSV file could not be read.
@@ -59,6 +66,17 @@ pub enum DataError {
         /// 1-based, as a spreadsheet counts columns.
         column: usize,
         value: String,
+    },
+    #[error("{path}: {message}")]
+    Parquet { path: PathBuf, message: String },
+    #[error(
+        "{path}: column {column:?} is of Parquet type {kind}, which leadscore cannot read; \
+         leave it out of the file or cast it to a number, text, boolean, date or timestamp"
+    )]
+    UnsupportedType {
+        path: PathBuf,
+        column: String,
+        kind: String,
     },
     #[error("{path}: no column named {name:?}; the columns are: {available}")]
     MissingColumn {
@@ -201,7 +219,8 @@ impl Table {
 }
 
 /// Reads the leads `--data` names: the rows of `query` when it is a Postgres URL
-/// ([`crate::postgres`]), else a CSV file.
+/// ([`crate::postgres`]), else a CSV or Parquet file
+/// ([`read_table`]).
 pub fn read_leads(data: &Path, query: Option<&str>) -> Result<Table, DataError> {
     match (crate::postgres::url_of(data), query) {
         (Some(url), Some(query)) => crate::postgres::read_query(url, query),
@@ -209,31 +228,117 @@ pub fn read_leads(data: &Path, query: Option<&str>) -> Result<Table, DataError> 
         (None, Some(_)) => Err(DataError::QueryWithoutDatabase {
             path: data.to_path_buf(),
         }),
-        (None, None) => read_csv(data),
+        (None, None) => read_table(data),
     }
 }
 
-/// Reads a whole CSV file. See the module documentation for what is accepted.
-pub fn read_csv(path: &Path) -> Result<Table, DataError> {
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(io_err)?;
-    let table = parse_csv(path, &bytes)?;
-    // Every command reads its CSV through here, so each shows what was read past.
+/// Where rows go as an input is read: a [`Table`] keeps them all; training's sampler keeps some
+/// (`train::sampling`). Reading hands over one row at a time, so what is kept is all that is held.
+pub trait RowSink {
+    /// Why the sink stops the reading (a reading error is one).
+    type Error: From<DataError>;
+    /// The column names (trimmed), once, before the first row (not called for a file without
+    /// rows).
+    fn start(&mut self, path: &Path, headers: &[String]) -> Result<(), Self::Error>;
+    /// One row: exactly one cell per header, in header order, and where it is (`Table::lines`).
+    fn row<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a str>,
+        line: u64,
+    ) -> Result<(), Self::Error>;
+}
+
+/// What reading learned about the input besides its rows.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// The CSV delimiter (`,` for inputs that have none).
+    pub delimiter: u8,
+}
+
+/// The input formats, told apart by their first bytes, not by the file name: an export named
+/// `.csv` that is Parquet (or the other way round) is still read as what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// Parquet files begin (and end) with the magic bytes `PAR1`; anything else is read as CSV.
+    pub fn sniff(path: &Path) -> Result<Format, DataError> {
+        let mut head = [0u8; 4];
+        let mut file = std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut filled = 0;
+        while filled < head.len() {
+            match file.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(DataError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(if filled == 4 && &head == parquet::MAGIC {
+            Format::Parquet
+        } else {
+            Format::Csv
+        })
+    }
+}
+
+/// Reads a whole input file, CSV or Parquet ([`Format::sniff`]), into memory.
+pub fn read_table(path: &Path) -> Result<Table, DataError> {
+    let mut table = Table::empty(path);
+    let source = read_into(path, &mut table)?;
+    table.finish(source)?;
+    // Every command reads its input through here, so each shows what was read past.
     for warning in &table.warnings {
         tracing::warn!("{warning}");
     }
     Ok(table)
 }
 
+/// Reads a CSV file whatever its first bytes (the tests' and tools' way in; commands read
+/// through [`read_table`]).
+pub fn read_csv(path: &Path) -> Result<Table, DataError> {
+    let mut table = Table::empty(path);
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let source = csv_into(path, file, &mut table)?;
+    table.finish(source)?;
+    for warning in &table.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(table)
+}
+
+/// Streams an input file's rows into `sink`, CSV or Parquet.
+pub fn read_into<S: RowSink>(path: &Path, sink: &mut S) -> Result<Source, S::Error> {
+    match Format::sniff(path)? {
+        Format::Parquet => parquet::read_into(path, sink),
+        Format::Csv => {
+            let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            csv_into(path, file, sink)
+        }
+    }
+}
+
 /// A csv reader's error as a `DataError` naming the file and the physical line.
-fn malformed(path: &Path, e: csv::Error, physical: &mut PhysicalLines) -> DataError {
-    let line = physical.record_line(e.position());
+fn malformed(path: &Path, e: csv::Error, line: u64) -> DataError {
     match e.into_kind() {
         csv::ErrorKind::Io(source) => DataError::Io {
             path: path.to_path_buf(),
@@ -269,42 +374,85 @@ fn refuse_duplicate_headers(path: &Path, headers: &[String]) -> Result<(), DataE
     Ok(())
 }
 
+impl RowSink for Table {
+    type Error = DataError;
+
+    fn start(&mut self, _path: &Path, headers: &[String]) -> Result<(), DataError> {
+        self.headers = headers.to_vec();
+        self.columns = vec![TextColumn::default(); headers.len()];
+        Ok(())
+    }
+
+    fn row<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a str>,
+        line: u64,
+    ) -> Result<(), DataError> {
+        for (column, cell) in self.columns.iter_mut().zip(cells) {
+            column.push(cell);
+        }
+        self.lines.push(line);
+        Ok(())
+    }
+}
+
 /// Parses CSV bytes; `path` is only used in messages.
 pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
-    let sha256 = format!("{:x}", Sha256::digest(bytes));
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(DataError::Empty {
-            path: path.to_path_buf(),
-        });
+    let mut table = Table::empty(path);
+    let source = csv_into(path, bytes, &mut table)?;
+    table.finish(source)?;
+    Ok(table)
+}
+
+/// Streams CSV from `input` into `sink`, hashing it on the way; `path` is only used in
+/// messages. What is held at once is the reader's buffer and the current record.
+fn csv_into<S: RowSink>(path: &Path, input: impl Read, sink: &mut S) -> Result<Source, S::Error> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut input = std::io::BufReader::with_capacity(
+        1 << 16,
+        Hashing {
+            inner: input,
+            hasher: Sha256::new(),
+        },
+    );
+    // The header decides the delimiter: look at the start without consuming it.
+    let head = input.fill_buf().map_err(io_err)?;
+    let bom = head.starts_with(b"\xEF\xBB\xBF");
+    let delimiter = detect_delimiter(if bom { &head[3..] } else { head });
+    if bom {
+        input.consume(3);
     }
-    let delimiter = detect_delimiter(body);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
         .flexible(true)
-        .from_reader(body);
-    let mut physical = PhysicalLines::new(body);
-    let malformed = |e: csv::Error, physical: &mut PhysicalLines| malformed(path, e, physical);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| malformed(e, &mut physical))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+        .from_reader(LineBreaks::new(input));
+    let malformed = |e: csv::Error, reader: &mut csv::Reader<LineBreaks<_>>| {
+        let line = reader.get_mut().record_line(e.position());
+        malformed(path, e, line)
+    };
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|h| h.trim().to_string()).collect(),
+        Err(e) => return Err(malformed(e, &mut reader).into()),
+    };
     refuse_duplicate_headers(path, &headers)?;
+    // The sink hears of the columns with the first row: an empty or header-only file is refused
+    // as such, before a sink looks for its columns.
+    let mut started = false;
     // Rows may omit the cells of trailing unnamed columns (a header ending in `,,`).
     let named_width = headers.len() - headers.iter().rev().take_while(|h| h.is_empty()).count();
-    let mut columns = vec![TextColumn::default(); headers.len()];
-    let mut lines = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut rows = 0u64;
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(malformed(e, &mut physical)),
+            Err(e) => return Err(malformed(e, &mut reader).into()),
         }
-        let line = physical.record_line(record.position());
+        let line = reader.get_mut().record_line(record.position());
         // A blank line in the middle of an export is not a lead.
         if record.len() == 1 && record[0].trim().is_empty() && headers.len() > 1 {
             continue;
@@ -315,35 +463,98 @@ pub fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Table, DataError> {
                 line,
                 expected: headers.len(),
                 found: record.len(),
-            });
+            }
+            .into());
         }
-        for (column, cell) in columns
-            .iter_mut()
-            .zip(record.iter().chain(std::iter::repeat("")))
-        {
-            column.push(cell);
+        let cells = record
+            .iter()
+            .chain(std::iter::repeat(""))
+            .take(headers.len());
+        if !started {
+            sink.start(path, &headers)?;
+            started = true;
         }
-        lines.push(line);
+        sink.row(cells, line)?;
+        rows += 1;
     }
-    if lines.is_empty() {
+    let lines = reader.into_inner();
+    if !lines.content {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
+    if rows == 0 {
         return Err(DataError::NoRows {
             path: path.to_path_buf(),
-        });
+        }
+        .into());
     }
-    let mut table = Table {
-        path: path.to_path_buf(),
-        headers,
-        columns,
-        lines,
-        sha256,
+    let hashing = lines.inner.into_inner();
+    Ok(Source {
+        sha256: format!("{:x}", hashing.hasher.finalize()),
         delimiter,
-        warnings: Vec::new(),
-    };
-    table.drop_empty_unnamed_columns()?;
-    Ok(table)
+    })
+}
+
+/// Hashes every byte read through it: the file's SHA-256 without holding the file.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 impl Table {
+    /// A table with no columns yet, to read `path` into.
+    pub fn empty(path: &Path) -> Table {
+        Table {
+            path: path.to_path_buf(),
+            headers: Vec::new(),
+            columns: Vec::new(),
+            lines: Vec::new(),
+            sha256: String::new(),
+            delimiter: b',',
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Completes a table once its rows are in: where they came from, then the empty unnamed
+    /// columns dropped.
+    pub fn finish(&mut self, source: Source) -> Result<(), DataError> {
+        self.sha256 = source.sha256;
+        self.delimiter = source.delimiter;
+        if self.lines.is_empty() {
+            return Err(DataError::NoRows {
+                path: self.path.clone(),
+            });
+        }
+        self.drop_empty_unnamed_columns()
+    }
+
+    /// Keeps the rows whose `keep` is true, in order (training's sampler thins a table with it).
+    pub fn retain_rows(&mut self, keep: &[bool]) {
+        for column in &mut self.columns {
+            let mut kept = TextColumn::default();
+            for (row, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                kept.bytes.push_str(column.get(row));
+                kept.ends.push(kept.bytes.len());
+            }
+            *column = kept;
+        }
+        let mut row = 0;
+        self.lines.retain(|_| {
+            row += 1;
+            keep[row - 1]
+        });
+    }
+
     /// Drops columns with no name in the header and no value in any row, with a warning; an
     /// unnamed column that holds a value is refused (it is data nobody can refer to).
     fn drop_empty_unnamed_columns(&mut self) -> Result<(), DataError> {
@@ -385,21 +596,32 @@ impl Table {
 /// (every record of a CR-only file is on line 1), gives a record ended by `\r\n` the line of the
 /// record before it, and gives the first record after a blank line the blank line's number
 /// (BurntSushi/rust-csv#395, #208). Its byte offsets are exact, so lines are counted here from
-/// those. Records come in file order, so counting resumes where the previous record left off:
-/// one pass over the file, no index kept.
-struct PhysicalLines<'a> {
-    body: &'a [u8],
-    /// Byte offset up to which line breaks have been counted.
-    counted_to: usize,
-    /// The 1-based line `counted_to` is on.
+/// those. The reader sits under the csv reader and notes where each `\r` and `\n` passes; records
+/// come in file order, so the breaks before a record are counted and forgotten: what is held is
+/// the breaks in the csv reader's buffer, not the file.
+struct LineBreaks<R> {
+    inner: R,
+    /// Offsets of the `\r` and `\n` bytes read but not yet counted, and whether each ends a line
+    /// (the `\n` of a `\r\n` ends the same line as its `\r`).
+    pending: std::collections::VecDeque<(u64, bool)>,
+    /// Bytes read so far.
+    offset: u64,
+    /// The last byte read, for a `\r\n` split across two reads.
+    last: u8,
+    /// Whether any byte read is not white space (else the file is empty).
+    content: bool,
+    /// The 1-based line the counted breaks reach.
     line: u64,
 }
 
-impl<'a> PhysicalLines<'a> {
-    fn new(body: &'a [u8]) -> Self {
-        PhysicalLines {
-            body,
-            counted_to: 0,
+impl<R> LineBreaks<R> {
+    fn new(inner: R) -> Self {
+        LineBreaks {
+            inner,
+            pending: std::collections::VecDeque::new(),
+            offset: 0,
+            last: 0,
+            content: false,
             line: 1,
         }
     }
@@ -410,26 +632,35 @@ impl<'a> PhysicalLines<'a> {
     /// (no record begins with one: a line break in a field is quoted).
     fn record_line(&mut self, position: Option<&csv::Position>) -> u64 {
         let Some(position) = position else { return 0 };
-        let body = self.body;
-        let mut start = usize::try_from(position.byte()).map_or(body.len(), |o| o.min(body.len()));
-        while start < body.len() && matches!(body[start], b'\r' | b'\n') {
-            start += 1;
+        let mut start = position.byte();
+        while let Some(&(at, ends)) = self.pending.front() {
+            if at > start {
+                break;
+            }
+            if at == start {
+                start += 1;
+            }
+            self.line += u64::from(ends);
+            self.pending.pop_front();
         }
-        if start < self.counted_to {
-            // Not expected (offsets only grow); count again from the top rather than guess.
-            *self = PhysicalLines::new(body);
-        }
-        let breaks = (self.counted_to..start)
-            .filter(|&i| match body[i] {
-                b'\r' => true,
-                // The `\n` of a `\r\n` ends the same line as its `\r`.
-                b'\n' => i == 0 || body[i - 1] != b'\r',
-                _ => false,
-            })
-            .count();
-        self.line += breaks as u64;
-        self.counted_to = start;
         self.line
+    }
+}
+
+impl<R: Read> Read for LineBreaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            match b {
+                b'\r' => self.pending.push_back((self.offset, true)),
+                b'\n' => self.pending.push_back((self.offset, self.last != b'\r')),
+                b if !b.is_ascii_whitespace() => self.content = true,
+                _ => {}
+            }
+            self.last = b;
+            self.offset += 1;
+        }
+        Ok(n)
     }
 }
 

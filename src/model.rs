@@ -71,6 +71,63 @@ pub struct ModelArtifact {
     /// models trained with `--shapes off` or before shapes existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shapes: Option<ShapeChoice>,
+    /// When the file had more rows than training keeps: what was sampled and how the intercept
+    /// was corrected. Absent, every row was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+}
+
+/// A fit on a sample of a large file (`train --max-rows`, or the memory budget): every won lead
+/// (or a uniform half of the cap of them) and a uniform sample of the rest, with the intercept
+/// corrected for the sample's won share (prior correction, King and Zeng 2001).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Rows kept at most.
+    pub max_rows: u64,
+    /// What set the cap: `--max-rows`, or the memory budget.
+    pub rule: String,
+    /// The seed the random keys were drawn from (`--seed`): same file and seed, same sample.
+    pub seed: u64,
+    pub rows_read: u64,
+    pub won_read: u64,
+    pub lost_read: u64,
+    pub open_read: u64,
+    pub won_kept: u64,
+    pub lost_kept: u64,
+    pub open_kept: u64,
+    /// τ: won / (won + lost) in the file.
+    pub population_won_share: f64,
+    /// ȳ: won / (won + lost) in the sample.
+    pub sample_won_share: f64,
+    /// ln[((1−τ)/τ)·(ȳ/(1−ȳ))], subtracted from the sample fit's intercept.
+    pub intercept_correction: f64,
+    /// Which rows the stored measurements were taken on.
+    pub measured_on: String,
+}
+
+impl Sampling {
+    /// What was read, what was kept and the correction, in one line (the training summary and
+    /// its progress line).
+    pub fn describe(&self) -> String {
+        format!(
+            "{} rows read, more than the cap of {} ({}): kept {} of {} won, {} of {} lost, {} of \
+             {} open (seed {}); intercept corrected by {:+.4} for the sample's won share {:.1}% \
+             against the file's {:.1}%",
+            self.rows_read,
+            self.max_rows,
+            self.rule,
+            self.won_kept,
+            self.won_read,
+            self.lost_kept,
+            self.lost_read,
+            self.open_kept,
+            self.open_read,
+            self.seed,
+            -self.intercept_correction,
+            self.sample_won_share * 100.0,
+            self.population_won_share * 100.0,
+        )
+    }
 }
 
 /// How the shapes of the numeric attributes were chosen: forward selection by validation log

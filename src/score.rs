@@ -1,8 +1,10 @@
-//! Batch scoring of a CSV: the call list a rep works from, highest probability first.
+//! Batch scoring of a file of leads: the call list a rep works from, highest probability first.
 
 use crate::data::{DataError, Table};
 use crate::encoder::RawValue;
-use crate::model::{Model, Scored};
+use crate::model::{Factor, Model, Scored};
+
+pub mod parquet;
 use std::io::Write;
 
 /// One scored row of the input.
@@ -119,17 +121,12 @@ pub fn score_table_at(
     })
 }
 
-/// Writes scored rows as CSV: id, line, probability, score, percentile, grade, the model version
-/// that scored them (on every row, so a file that outlives a promotion still says which model it
-/// came from), then four columns per factor (field, value, log-odds against an average lead,
-/// training closure rate of the value).
-pub fn write_csv(
-    rows: &[ScoredRow],
-    model_version: &str,
-    explain: usize,
-    out: impl Write,
-) -> Result<(), csv::Error> {
-    let mut writer = csv::Writer::from_writer(out);
+/// The output columns: id, line, probability, score, percentile, grade, the model version that
+/// scored them (on every row, so a file that outlives a promotion still says which model it came
+/// from), then four columns per factor (field, value, log-odds against an average lead, training
+/// closure rate of the value): `explain` slots for factors that raise the probability, then
+/// `explain` for those that lower it, so each column means the same thing on every row.
+pub fn output_columns(explain: usize) -> Vec<String> {
     let mut header = vec![
         "lead_id".to_string(),
         "line".into(),
@@ -139,16 +136,52 @@ pub fn write_csv(
         "grade".into(),
         "model_version".into(),
     ];
-    // `explain` slots for factors that raise the probability, then `explain` for those that
-    // lower it, so each column means the same thing on every row.
     for sign in ["up", "down"] {
         for k in 1..=explain {
-            for part in ["field", "value", "log_odds", "closure_rate"] {
+            for part in FACTOR_PARTS {
                 header.push(format!("{sign}_{k}_{part}"));
             }
         }
     }
-    writer.write_record(&header)?;
+    header
+}
+
+/// The four columns of a factor slot, in order.
+pub const FACTOR_PARTS: [&str; 4] = ["field", "value", "log_odds", "closure_rate"];
+
+/// A lead's factor slots in column order: `explain` up, then `explain` down (`None`: empty).
+pub fn factor_slots(s: &Scored, explain: usize) -> impl Iterator<Item = Option<&Factor>> {
+    let up = s.factors.iter().filter(|f| f.log_odds > 0.0);
+    let down = s.factors.iter().filter(|f| f.log_odds < 0.0);
+    let up = up.map(Some).chain(std::iter::repeat(None)).take(explain);
+    let down = down.map(Some).chain(std::iter::repeat(None)).take(explain);
+    up.chain(down)
+}
+
+/// The percentile as written: one decimal.
+pub fn percentile_text(s: &Scored) -> String {
+    format!("{:.1}", s.percentile)
+}
+
+/// A factor's log-odds as written: signed, four decimals.
+pub fn log_odds_text(f: &Factor) -> String {
+    format!("{:+.4}", f.log_odds)
+}
+
+/// A factor's closure rate as written: four decimals.
+pub fn closure_rate_text(rate: f64) -> String {
+    format!("{rate:.4}")
+}
+
+/// Writes scored rows as CSV, in the columns of [`output_columns`].
+pub fn write_csv(
+    rows: &[ScoredRow],
+    model_version: &str,
+    explain: usize,
+    out: impl Write,
+) -> Result<(), csv::Error> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(output_columns(explain))?;
     for row in rows {
         let s = &row.scored;
         let mut record = vec![
@@ -157,21 +190,17 @@ pub fn write_csv(
             // Shortest text that reads back as the same f64.
             s.probability.to_string(),
             s.score.to_string(),
-            format!("{:.1}", s.percentile),
+            percentile_text(s),
             s.grade.clone(),
             model_version.to_string(),
         ];
-        let up = s.factors.iter().filter(|f| f.log_odds > 0.0);
-        let down = s.factors.iter().filter(|f| f.log_odds < 0.0);
-        let mut up = up.map(Some).chain(std::iter::repeat(None)).take(explain);
-        let mut down = down.map(Some).chain(std::iter::repeat(None)).take(explain);
-        for factor in up.by_ref().chain(down.by_ref()) {
+        for factor in factor_slots(s, explain) {
             match factor {
                 Some(f) => record.extend([
                     f.field.clone(),
                     f.value.clone(),
-                    format!("{:+.4}", f.log_odds),
-                    f.closure_rate.map_or(String::new(), |r| format!("{r:.4}")),
+                    log_odds_text(f),
+                    f.closure_rate.map_or(String::new(), closure_rate_text),
                 ]),
                 None => record.extend(std::iter::repeat_n(String::new(), 4)),
             }

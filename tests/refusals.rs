@@ -192,6 +192,28 @@ async fn command_line_refusals_say_why_and_exit_with_their_code() {
             2,
             "unrecognized subcommand",
         ),
+        refusal(
+            "train: --max-rows with --horizon",
+            &[
+                "train",
+                "--data",
+                &late,
+                "--target",
+                "outcome",
+                "--date",
+                "created",
+                "--horizon",
+                "30",
+                "--closed-at",
+                "created",
+                "--max-rows",
+                "100",
+                "--models",
+                &p("sampled-models"),
+            ],
+            1,
+            "--max-rows cannot be combined with --horizon",
+        ),
         // serve: flags and files checked before anything starts
         serve_refusal(
             "serve: --reload-interval 0",

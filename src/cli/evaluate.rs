@@ -1,5 +1,5 @@
 use super::{EXIT_GATE_FAILED, print, split_list};
-use crate::data::{Table, read_csv, read_leads};
+use crate::data::{Table, read_leads, read_table};
 use crate::evaluate::{
     Gates, InSample, InputOptions, TableOptions, evaluate, inputs, report_html, report_json,
     report_terminal,
@@ -36,18 +36,19 @@ use std::process::ExitCode;
     --outcome-date closed_at --max-calibration-gap 0.03 --min-auc 0.7 --json report.json\n\n\
     Exit codes: 0 all gates passed, 1 bad input or I/O error, 2 usage error, 3 a gate failed.")]
 pub struct EvaluateArgs {
-    /// Backtest: a labelled CSV (same columns as training) scored with the model, or a
-    /// Postgres URL with --query.
+    /// Backtest: a labelled CSV or Parquet file (same columns as training) scored with the
+    /// model, or a Postgres URL with --query.
     #[arg(long, conflicts_with_all = ["predictions", "outcomes"], required_unless_present = "predictions")]
     data: Option<PathBuf>,
     /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
     /// The password comes from PGPASSWORD or ~/.pgpass, never the URL.
     #[arg(long, value_name = "SQL", requires = "data")]
     query: Option<String>,
-    /// Realized: the server's SQLite prediction log, or a CSV written by `leadscore score`.
+    /// Realized: the server's SQLite prediction log, or a CSV or Parquet file written by
+    /// `leadscore score`.
     #[arg(long, requires = "outcomes")]
     predictions: Option<PathBuf>,
-    /// Realized: a CSV of lead id and outcome (read like training outcomes).
+    /// Realized: a CSV or Parquet file of lead id and outcome (read like training outcomes).
     #[arg(long, requires = "predictions")]
     outcomes: Option<PathBuf>,
     /// Model registry directory.
@@ -176,7 +177,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         (None, Some(predictions), Some(outcomes)) => {
             let model = optional_model(&registry, args.version.as_deref())?;
             let records = inputs::read_predictions(predictions)?;
-            let table = read_csv(outcomes)?;
+            let table = read_table(outcomes)?;
             let (leads, coverage) = inputs::realized(&records, &table, model.as_ref(), &options)
                 .with_context(|| {
                     format!(

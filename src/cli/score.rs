@@ -1,16 +1,18 @@
 use crate::data::read_leads;
 use crate::fsutil::AtomicFile;
 use crate::registry::Registry;
+use crate::score::parquet::write_parquet;
 use crate::score::{score_table_at, write_csv};
 use anyhow::Context;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Batch-score a CSV of leads: the reps' call list, highest probability first.
+/// Batch-score a CSV or Parquet file of leads: the reps' call list, highest probability first.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     leadscore score --data new_leads.csv --top 20 --explain 3\n  \
     leadscore score --data new_leads.csv --out scored.csv --version 20261123-101530-ab12cd\n  \
+    leadscore score --data new_leads.parquet --out scored.parquet\n  \
     leadscore score --data open_leads.csv --as-of 2026-01-31 --top 50\n  \
     PGPASSWORD=… leadscore score --data postgres://analyst@db/crm --query \"SELECT * FROM open_leads\" \\\n      \
     --out postgres://analyst@db/crm --table lead_scores\n\n\
@@ -18,8 +20,9 @@ A model trained with --horizon and a period ages its scores: each lead's age is 
 column if filled, else the days from its created date (the model's created-date column) to \
 --as-of (default: today, UTC); a lead with neither is scored as new (age 0), with a warning.")]
 pub struct ScoreArgs {
-    /// CSV of leads (same columns as training; the outcome column, if present, is ignored),
-    /// or a Postgres URL with --query.
+    /// CSV or Parquet file of leads (same columns as training; the outcome column, if present,
+    /// is ignored; Parquet is recognised by its content, whatever the name), or a Postgres URL
+    /// with --query.
     #[arg(long)]
     data: PathBuf,
     /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
@@ -35,14 +38,18 @@ pub struct ScoreArgs {
     /// Lead id column (default: the model's id column, else the line number).
     #[arg(long)]
     id: Option<String>,
-    /// Output CSV (default: standard output), written atomically; or a Postgres URL with
-    /// --table: lead_id, probability, score, grade, model_version and scored_at rows, all
-    /// written in one transaction or none.
+    /// Output file (default: standard output), written atomically: CSV, or Parquet when the
+    /// name ends in .parquet or .pq (or with --format parquet); or a Postgres URL with --table:
+    /// lead_id, probability, score, grade, model_version and scored_at rows, all written in one
+    /// transaction or none.
     #[arg(long)]
     out: Option<PathBuf>,
     /// With --out postgres://…: the table to add the scores to (created if absent).
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
+    /// Output format; default: from the --out name (.parquet or .pq: Parquet), else CSV.
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
     /// Only the N highest-scored leads.
     #[arg(long)]
     top: Option<usize>,
@@ -53,6 +60,42 @@ pub struct ScoreArgs {
     /// default: today (UTC). Fix it for reproducible scores.
     #[arg(long, value_name = "DATE", value_parser = super::train::as_of_date)]
     as_of: Option<chrono::NaiveDate>,
+}
+
+/// What `score` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Csv,
+    Parquet,
+}
+
+impl OutputFormat {
+    /// `--format`, else Parquet for an `--out` named `*.parquet` or `*.pq`, else CSV.
+    fn choose(format: Option<OutputFormat>, out: Option<&Path>) -> OutputFormat {
+        let parquet_name = out
+            .and_then(Path::extension)
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+        format.unwrap_or(if parquet_name {
+            OutputFormat::Parquet
+        } else {
+            OutputFormat::Csv
+        })
+    }
+
+    fn write(
+        self,
+        rows: &[crate::score::ScoredRow],
+        version: &str,
+        explain: usize,
+        out: impl std::io::Write + Send,
+    ) -> anyhow::Result<()> {
+        match self {
+            OutputFormat::Csv => write_csv(rows, version, explain, out)?,
+            OutputFormat::Parquet => write_parquet(rows, version, explain, out)?,
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
@@ -103,13 +146,14 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let format = OutputFormat::choose(args.format, args.out.as_deref());
     match &args.out {
         Some(path) => {
             // Every step names the file asked for (creating the temporary file beside it
             // would otherwise name only its directory).
             let written: anyhow::Result<()> = (|| {
                 let mut file = AtomicFile::create(path)?;
-                write_csv(&scored.rows, model.version(), explain, &mut file)?;
+                format.write(&scored.rows, model.version(), explain, &mut file)?;
                 file.commit()?;
                 Ok(())
             })();
@@ -122,13 +166,9 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
             );
         }
         None => {
-            write_csv(
-                &scored.rows,
-                model.version(),
-                explain,
-                std::io::stdout().lock(),
-            )
-            .context("writing to standard output")?;
+            format
+                .write(&scored.rows, model.version(), explain, std::io::stdout())
+                .context("writing to standard output")?;
             errln!(
                 "scored {} leads with model {}",
                 table.rows(),

@@ -4,7 +4,7 @@ use crate::model::ModelArtifact;
 use crate::registry::Registry;
 use crate::schema::parse_kind_overrides;
 use crate::train::{
-    HorizonConfig, PromotePolicy, Promotion, Shapes, TrainConfig, Trained, WonWithoutDate,
+    HorizonConfig, MaxRows, PromotePolicy, Promotion, Shapes, TrainConfig, Trained, WonWithoutDate,
     save_and_promote, top_coefficients, train,
 };
 use anyhow::Context;
@@ -33,7 +33,8 @@ its next DAYS days had passed, with its age as a feature (and age × the attribu
 pace, chosen by validation), so the probability is P(closes within the next DAYS days | still \
 open at its age).")]
 pub struct TrainArgs {
-    /// CSV export of historic leads (header row; `,` or `;`), or a Postgres URL with --query.
+    /// CSV export of historic leads (header row; `,` or `;`), a Parquet file (recognised by
+    /// its content), or a Postgres URL with --query.
     #[arg(long)]
     data: PathBuf,
     /// With --data postgres://[user@]host[:port]/db: the rows to read (one SELECT; read-only).
@@ -105,9 +106,14 @@ pub struct TrainArgs {
     /// Solver iteration limit (reaching it is reported).
     #[arg(long, default_value_t = 1000)]
     max_iterations: u64,
-    /// Seed of the stratified holdout split (when there is no --date).
+    /// Seed of the stratified holdout split (when there is no --date) and of the sample.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Above N rows, train on every won lead and a random sample of the others, N rows in all,
+    /// chosen while reading, with the intercept corrected for the sample. 0: never sample.
+    /// Default: sample only when the table would not fit half the available memory.
+    #[arg(long, value_name = "N")]
+    max_rows: Option<usize>,
     /// Print the summary as JSON on standard output (progress stays on standard error).
     #[arg(long)]
     json: bool,
@@ -161,6 +167,11 @@ fn train_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     config.max_iterations = args.max_iterations;
     config.seed = args.seed;
     config.encoder.shapes = args.shapes == Shapes::Auto;
+    config.max_rows = match args.max_rows {
+        None => MaxRows::Auto,
+        Some(0) => MaxRows::Off,
+        Some(n) => MaxRows::Rows(n),
+    };
     config.horizon = args.horizon.map(|days| HorizonConfig {
         days,
         closed_at: args.closed_at.clone(),
@@ -198,6 +209,7 @@ fn json_summary(trained: &Trained, path: &Path, promotion: &Promotion) -> anyhow
         "horizon": a.horizon,
         "aging": a.aging,
         "shapes": a.shapes,
+        "sampling": a.sampling,
         "probability_meaning": a.probability_meaning(),
         "holdout": a.holdout,
         "regularisation": a.regularisation,
@@ -257,6 +269,14 @@ fn summarise_data(out: &mut String, trained: &Trained, path: &Path, promotion: &
             d.open_rows
         ),
         Some(h) => summarise_horizon(out, d, h),
+    }
+    if let Some(s) = &a.sampling {
+        outln!(
+            out,
+            "sampled    {}; holdout metrics, percentiles and grades on the sample thinned to the \
+             file's won share",
+            s.describe()
+        );
     }
     outln!(out, "meaning    {}", a.probability_meaning());
     if let Some(aging) = a.aging_description() {

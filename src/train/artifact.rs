@@ -14,8 +14,8 @@ use crate::encoder::FeatureEncoder;
 use crate::id_sketch::IdSketch;
 use crate::metrics::calibration_bins;
 use crate::model::{
-    Coefficient, DataSummary, HoldoutReport, Horizon, ModelArtifact, Regularisation, SolverReport,
-    TargetSpec, grade_cutoffs, score_quantiles,
+    Coefficient, DataSummary, HoldoutReport, Horizon, ModelArtifact, Regularisation, Sampling,
+    SolverReport, TargetSpec, grade_cutoffs, score_quantiles,
 };
 use chrono::{DateTime, Utc};
 use ndarray::{ArrayView2, Axis};
@@ -41,6 +41,9 @@ pub(super) struct Learned<'a> {
     pub aging: Option<(Aging, AgeTerms)>,
     /// With `--shapes auto`: how the shapes were chosen.
     pub shapes: Option<crate::model::ShapeChoice>,
+    /// With a sampled table: what was sampled, and the matrix rows that are a uniform sample
+    /// of the file (the percentiles and coefficient means are taken on them).
+    pub sampling: Option<(Sampling, Vec<usize>)>,
 }
 
 /// Assembles the artifact, stamped with `config.trained_at` (else the clock).
@@ -53,6 +56,14 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         ..
     } = learned;
     let trained_at = config.trained_at.unwrap_or_else(Utc::now);
+    let population = learned
+        .sampling
+        .as_ref()
+        .map(|(_, rows)| x.select(Axis(0), rows));
+    let x = match &population {
+        Some(p) => p.view(),
+        None => x.reborrow(),
+    };
     let train_p = final_fit.probabilities(x).to_vec();
     let quantiles = score_quantiles(&train_p);
     ModelArtifact {
@@ -92,6 +103,7 @@ pub(super) fn assemble(learned: Learned<'_>) -> ModelArtifact {
         horizon: learned.horizon,
         aging: learned.aging.map(|a| a.0),
         shapes: learned.shapes,
+        sampling: learned.sampling.map(|s| s.0),
     }
 }
 
@@ -152,10 +164,9 @@ fn coefficients(
 }
 
 fn holdout_report(holdout: &Holdout, measured: &Measured) -> HoldoutReport {
-    let holdout_won = &holdout.won[holdout.n_train..];
     HoldoutReport {
         method: holdout.method.clone(),
-        calibration: calibration_bins(&measured.probabilities, holdout_won, 10),
+        calibration: calibration_bins(&measured.probabilities, &measured.won, 10),
         metrics: measured.metrics.clone(),
         note: "metrics of the fit without the holdout; the served model is refit on all rows"
             .into(),

@@ -1,6 +1,7 @@
 //! What `leadscore train` is told: one struct the CLI fills from its flags and tests build
 //! directly, so every step reads its settings from the same place.
 
+pub use super::sampling::MaxRows;
 use crate::encoder::EncoderOptions;
 use crate::schema::Kind;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -39,6 +40,8 @@ pub struct TrainConfig {
     pub trained_at: Option<DateTime<Utc>>,
     /// `--horizon`: label leads by whether they were won within this many days of creation.
     pub horizon: Option<HorizonConfig>,
+    /// `--max-rows`: above this many rows, train on a sample (`sampling`).
+    pub max_rows: MaxRows,
 }
 
 /// The settings of a horizon training (`--horizon DAYS --closed-at COL [--as-of DATE]`); the
@@ -117,6 +120,7 @@ impl TrainConfig {
             leakage_auc: 0.85,
             trained_at: None,
             horizon: None,
+            max_rows: MaxRows::Auto,
         }
     }
 }

@@ -11,6 +11,12 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(
+        "--max-rows cannot be combined with --horizon: a lead's label (won within the horizon) \
+         depends on the as-of date, known only once the whole file is read, so no sample can be \
+         chosen while reading; train on a shorter export, or without --max-rows"
+    )]
+    SampleWithHorizon,
+    #[error(
         "{path}: column {column:?} has values that are neither won, lost nor open: {values} \
          (first at line {line}); name the winning value with --positive VALUE, or the values \
          that mean \"still open\" with --open VALUES"

@@ -248,8 +248,13 @@ fn split_stratified(
 /// The fit without the holdout and what it scores on the holdout.
 pub(super) struct Measured {
     pub fit: Fit,
-    /// P(won) of each holdout lead, in holdout order.
+    /// The holdout leads measured, as matrix rows (all of the holdout, unless the table is a
+    /// sample: then its population-rate part, `sampling`).
+    pub held: Vec<usize>,
+    /// P(won) of each of `held`.
     pub probabilities: Vec<f64>,
+    /// Whether each of `held` was won.
+    pub won: Vec<bool>,
     pub metrics: Summary,
 }
 
@@ -268,7 +273,9 @@ pub(super) fn measure(
     let metrics = Summary::compute(&probabilities, holdout_y);
     Ok(Measured {
         fit,
+        held: (holdout.n_train..holdout.rows.len()).collect(),
         probabilities,
+        won: holdout_y.to_vec(),
         metrics,
     })
 }

@@ -1,4 +1,4 @@
-//! Training: a CSV of historic leads → a validated model artifact, and its promotion.
+//! Training: a CSV or Parquet file of historic leads → a validated model artifact, and its promotion.
 //!
 //! Architecture invariant: this is the only module that touches linfa's fitting API, and
 //! within it only `solver` does.
@@ -22,6 +22,9 @@
 //! - `artifact`: the model artifact and its version name;
 //! - `promotion`: writing the version and deciding whether it goes into service.
 //!
+//! Reading is `sampling`'s: above the row cap (`--max-rows`, else the memory budget) it keeps a
+//! sample chosen while reading, and corrects the fits' intercepts for it.
+//!
 //! `config` holds the settings, `error` the refusals, `progress` the progress lines and timings.
 //! The served model is refit on all rows, warm-started from the holdout fit.
 
@@ -40,16 +43,18 @@ mod outcomes;
 mod progress;
 mod promotion;
 mod regularisation;
+mod sampling;
 mod selection;
 mod shapes;
 mod solver;
 
 pub use artifact::top_coefficients;
-pub use config::{HorizonConfig, Shapes, TrainConfig, WonWithoutDate};
+pub use config::{HorizonConfig, MaxRows, Shapes, TrainConfig, WonWithoutDate};
 pub use error::TrainError;
 pub use leakage::{LeakageRule, LeakageWarning, SettlingValue};
 pub use progress::{Progress, Timings};
 pub use promotion::{PromotePolicy, Promotion, save_and_promote};
+pub use sampling::memory_budget_rows;
 
 use crate::data::{Table, read_leads};
 use crate::model::ModelArtifact;
@@ -85,10 +90,24 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let started = Instant::now();
     let mut timings = Timings::default();
     progress(&format!("reading {}", config.data.display()));
-    let table = timed(&mut timings.read, || {
-        read_leads(&config.data, config.query.as_deref())
+    // A query's rows come whole (no sampling: a query can do its own, e.g. TABLESAMPLE); a
+    // file is streamed and sampled above the row cap.
+    let sampling::SampledTable { table, sampled } = timed(&mut timings.read, || {
+        if config.query.is_some() || crate::postgres::url_of(&config.data).is_some() {
+            read_leads(&config.data, config.query.as_deref())
+                .map(|table| sampling::SampledTable {
+                    table,
+                    sampled: None,
+                })
+                .map_err(TrainError::from)
+        } else {
+            sampling::read(config)
+        }
     })?;
     progress::read(progress, &table, timings.read);
+    if let Some(s) = &sampled {
+        progress::sampled(progress, &s.record);
+    }
     let missing = MissingTokens::with_extra(&config.na);
 
     let target = table.column_index(&config.target)?;
@@ -202,14 +221,20 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
     let choice = timed(&mut timings.select_alpha, || {
         regularisation::choose_alpha(&solver, train_x, train_y, &config.alphas, progress)
     })?;
-    let measured = timed(&mut timings.holdout_fit, || {
+    let mut measured = timed(&mut timings.holdout_fit, || {
         holdout::measure(&solver, x.view(), &holdout, choice.alpha, &choice.fit)
     })?;
+    if let Some(s) = &sampled {
+        s.correct_measured(&mut measured, x.view(), &holdout);
+    }
     progress::holdout_measured(progress, &measured.metrics, timings.holdout_fit);
     // The served model: refit on every row, warm-started from the holdout fit.
-    let final_fit = timed(&mut timings.final_fit, || {
+    let mut final_fit = timed(&mut timings.final_fit, || {
         solver.fit(x.view(), &holdout.won, choice.alpha, Some(&measured.fit))
     })?;
+    if let Some(s) = &sampled {
+        s.correct(&mut final_fit);
+    }
     progress::refitted(progress, x.nrows(), timings.final_fit);
     let mut warnings =
         labels::probable_duplicates(&table, &columns.features, &outcomes.rows, &missing);
@@ -234,6 +259,10 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         horizon,
         aging,
         shapes: shape_choice,
+        sampling: sampled.map(|s| {
+            let rows = s.population_rows(&holdout);
+            (s.record, rows)
+        }),
     });
     timings.total = started.elapsed().as_secs_f64();
     Ok(Trained {
@@ -241,11 +270,11 @@ pub fn train(config: &TrainConfig, progress: Progress<'_>) -> Result<Trained, Tr
         leakage,
         warnings,
         timings,
-        holdout_rows: holdout.rows[holdout.n_train..].to_vec(),
-        holdout_won: holdout.won[holdout.n_train..].to_vec(),
+        holdout_rows: measured.held.iter().map(|&i| holdout.rows[i]).collect(),
+        holdout_won: measured.won.clone(),
         holdout_ages: match &holdout.ages {
-            Some(ages) => ages[holdout.n_train..].iter().map(|&a| a.into()).collect(),
-            None => vec![0.0; holdout.rows.len() - holdout.n_train],
+            Some(ages) => measured.held.iter().map(|&i| ages[i].into()).collect(),
+            None => vec![0.0; measured.held.len()],
         },
         holdout_probabilities: measured.probabilities,
         holdout_drift,

@@ -47,6 +47,10 @@ pub(super) fn read(progress: Progress<'_>, table: &Table, seconds: f64) {
     ));
 }
 
+pub(super) fn sampled(progress: Progress<'_>, s: &crate::model::Sampling) {
+    progress(&format!("sampled: {}", s.describe()));
+}
+
 pub(super) fn encoded(progress: Progress<'_>, x: &Array2<f64>, seconds: f64) {
     progress(&format!(
         "encoded {} leads into {} features in {seconds:.2} s",

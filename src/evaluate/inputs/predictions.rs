@@ -2,7 +2,7 @@
 //! `leadscore score`. The file kind is recognised by its first bytes.
 
 use super::time::parse_time;
-use crate::data::{Table, read_csv};
+use crate::data::{Table, read_table};
 use crate::evaluate::EvaluateError;
 use std::path::Path;
 
@@ -32,7 +32,7 @@ pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, EvaluateError> {
     if is_sqlite {
         read_sqlite(path)
     } else {
-        read_predictions_csv(&read_csv(path)?)
+        read_predictions_csv(&read_table(path)?)
     }
 }
 
