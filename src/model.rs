@@ -452,9 +452,6 @@ impl Model {
                 ..
             } = &a.encoding
             {
-                if shape.as_ref().is_some_and(|s| !s.is_valid()) {
-                    return Err(format!("attribute {:?} has an invalid shape", a.name));
-                }
                 if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
                     return Err(format!("attribute {:?} has an invalid scaling", a.name));
                 }
@@ -463,6 +460,10 @@ impl Model {
                 let high = upper_limit.unwrap_or(*max);
                 if low.is_nan() || high.is_nan() || low > high {
                     return Err(format!("attribute {:?} has invalid limits", a.name));
+                }
+                if let Some(shape) = shape {
+                    shape_fits(shape, (low, high))
+                        .map_err(|e| format!("attribute {:?} has an invalid shape: {e}", a.name))?;
                 }
                 if quintile_rates.len() != quintile_edges.len() + 1 {
                     return Err(format!("attribute {:?} has inconsistent quintiles", a.name));
@@ -821,6 +822,24 @@ impl Model {
             .grade
             .as_str()
     }
+}
+
+/// Whether a shape's columns can be computed for every value the encoder lets through (those
+/// between the winsorising limits `low` and `high`): a well-formed shape whose knots or scales
+/// are extreme can still make infinite or NaN columns, and a NaN probability breaks the
+/// percentile lookup. The columns are largest in size at the limits and the knots.
+fn shape_fits(shape: &crate::encoder::Shape, (low, high): (f64, f64)) -> Result<(), String> {
+    if let Some(problem) = shape.problem() {
+        return Err(problem);
+    }
+    let mut columns = vec![0.0; shape.width()];
+    for v in [low, high].into_iter().chain(shape.knots.iter().copied()) {
+        shape.encode(v.clamp(low, high), &mut columns);
+        if !columns.iter().all(|c| c.is_finite()) {
+            return Err(format!("its columns are not finite at {v}"));
+        }
+    }
+    Ok(())
 }
 
 /// The warning for a number outside its attribute's training range: where it lies, and when it
