@@ -215,7 +215,7 @@ impl ModelArtifact {
         if choice.shaped.is_empty() {
             return Some(format!(
                 "none kept: no shape lowered the validation log loss ({linear:.4}, all linear) by \
-                 more than {}%",
+                 more than {}% and beyond its noise",
                 choice.margin * 100.0
             ));
         }
@@ -226,7 +226,7 @@ impl ModelArtifact {
             .map_or_else(|| "?".into(), |s| format!("{:.4}", s.1));
         Some(format!(
             "{} shaped (validation log loss {linear:.4} all linear → {with}; a shape is kept \
-             when it saves more than {}%)",
+             when it saves more than {}% and beyond the noise)",
             choice.shaped.join(", "),
             choice.margin * 100.0
         ))

@@ -13,7 +13,7 @@ use super::selection::{Rules, SELECTION_ALPHA, Selection, forward, split_by_lead
 use super::solver::Solver;
 use crate::aging::AgeTerms;
 use crate::encoder::FeatureEncoder;
-use crate::metrics::log_loss;
+use crate::metrics::row_log_loss;
 use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 
 /// Age interactions kept at most: each multiplies an attribute's columns, and a few pace
@@ -67,13 +67,17 @@ pub(super) fn select(
     };
     let (fit_x, fit_ages, fy) = part(&fit_rows);
     let (val_x, val_ages, vy) = part(&val_rows);
-    let loss_with = |chosen: &[String]| -> Result<f64, TrainError> {
+    let loss_with = |chosen: &[String]| -> Result<Vec<f64>, TrainError> {
         let terms = AgeTerms::new(encoder, horizon_days, max_age_days, chosen)
             .map_err(TrainError::Solver)?;
         let fx = widen(fit_x.view(), &fit_ages, &terms);
         let vx = widen(val_x.view(), &val_ages, &terms);
         let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
-        Ok(log_loss(&fit.probabilities(vx.view()).to_vec(), &vy))
+        let p = fit.probabilities(vx.view());
+        Ok(p.iter()
+            .zip(&vy)
+            .map(|(&p, &w)| row_log_loss(p, w))
+            .collect())
     };
     let candidates: Vec<String> = if interactions {
         encoder.attributes.iter().map(|a| a.name.clone()).collect()
@@ -83,6 +87,7 @@ pub(super) fn select(
     let rules = Rules {
         max_chosen: MAX_INTERACTIONS,
         margin: 0.0,
+        standard_errors: 0.0,
         none_line: &|loss| format!("age interactions: age alone, validation log loss {loss:.5}"),
         alone_line: &|name, loss| {
             format!("age interactions: age × {name}, validation log loss {loss:.5}")
