@@ -8,17 +8,60 @@
 
 use super::TrainError;
 use super::progress::Progress;
+use super::solver::Solver;
+use crate::metrics::row_log_loss;
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// Rows the selection fits on at most (each candidate costs a fit).
-pub(super) const MAX_ROWS: usize = 60_000;
+const MAX_ROWS: usize = 60_000;
 
 /// The L2 strength of the selection fits: the middle of the default candidates (the final
 /// strength is chosen afterwards with the chosen terms).
-pub(super) const SELECTION_ALPHA: f64 = 1.0;
+const SELECTION_ALPHA: f64 = 1.0;
+
+/// One side of the validation split, copied once for every candidate: its rows of the
+/// training matrix, their outcomes and, with landmark rows, their ages (else empty).
+pub(super) struct Side {
+    pub x: Array2<f64>,
+    pub won: Vec<bool>,
+    pub ages: Vec<u32>,
+}
+
+/// The fit and validation sides of the training part: `x` its matrix, `won`, `ages` (with
+/// landmark rows) and `leads` (table rows, which group a lead's rows) of each row.
+pub(super) fn sides(
+    x: ArrayView2<'_, f64>,
+    won: &[bool],
+    ages: Option<&[u32]>,
+    leads: &[usize],
+) -> (Side, Side) {
+    let (fit_rows, val_rows) = split_by_lead(leads);
+    let side = |rows: &[usize]| Side {
+        x: x.select(Axis(0), rows),
+        won: rows.iter().map(|&i| won[i]).collect(),
+        ages: ages.map_or_else(Vec::new, |a| rows.iter().map(|&i| a[i]).collect()),
+    };
+    (side(&fit_rows), side(&val_rows))
+}
+
+/// The validation log loss, row by row, of a model fitted on `fit_x` (the fit side with a
+/// candidate's columns) and scored on `val_x` (the validation side likewise).
+pub(super) fn validation_losses(
+    solver: &Solver,
+    (fit, fit_x): (&Side, ArrayView2<'_, f64>),
+    (val, val_x): (&Side, ArrayView2<'_, f64>),
+) -> Result<Vec<f64>, TrainError> {
+    let model = solver.fit(fit_x, &fit.won, SELECTION_ALPHA, None)?;
+    let p = model.probabilities(val_x);
+    Ok(p.iter()
+        .zip(&val.won)
+        .map(|(&p, &w)| row_log_loss(p, w))
+        .collect())
+}
 
 /// The sampled rows of the training part (indices into it) on each side of the split, fit
 /// first: `leads[i]` is the table row (the lead) of row `i`.
-pub(super) fn split_by_lead(leads: &[usize]) -> (Vec<usize>, Vec<usize>) {
+fn split_by_lead(leads: &[usize]) -> (Vec<usize>, Vec<usize>) {
     // A lead's side and whether it is in the sample follow from a hash of its row, so all its
     // rows go together.
     let stride = leads.len().div_ceil(MAX_ROWS).max(1) as u64;

@@ -8,11 +8,10 @@
 
 use super::TrainError;
 use super::progress::Progress;
-use super::selection::{Rules, SELECTION_ALPHA, Selection, forward, split_by_lead};
+use super::selection::{Rules, Selection, Side, forward, sides, validation_losses};
 use super::solver::Solver;
 use crate::aging::AgeTerms;
 use crate::encoder::FeatureEncoder;
-use crate::metrics::row_log_loss;
 use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 
 /// The share of the linear model's validation log loss a shape must save to be kept (0.1%):
@@ -56,35 +55,21 @@ pub(super) fn select(
             tried: Vec::new(),
         });
     }
-    let (fit_rows, val_rows) = split_by_lead(leads);
-    let part = |rows: &[usize]| {
-        let sub = x.select(Axis(0), rows);
-        let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
-        let sub_ages: Option<Vec<u32>> = ages
-            .as_ref()
-            .map(|a| rows.iter().map(|&i| a.ages[i]).collect());
-        (sub, sub_won, sub_ages)
-    };
-    let (fit_x, fy, fit_ages) = part(&fit_rows);
-    let (val_x, vy, val_ages) = part(&val_rows);
+    let (fit, val) = sides(x, won, ages.as_ref().map(|a| a.ages), leads);
     let loss_with = |chosen: &[String]| -> Result<Vec<f64>, TrainError> {
-        let mut reduced = encoder.clone();
-        let columns = reduced.keep_shapes(chosen);
-        let with_ages = |m: &Array2<f64>, sub_ages: &Option<Vec<u32>>| {
-            let m = m.select(Axis(1), &columns);
-            match (&ages, sub_ages) {
-                (Some(a), Some(sub)) => super::aging::widen(m.view(), sub, a.terms),
-                _ => m,
+        let columns = encoder.clone().keep_shapes(chosen);
+        let with_ages = |side: &Side| {
+            let m = side.x.select(Axis(1), &columns);
+            match &ages {
+                Some(a) => super::aging::widen(m.view(), &side.ages, a.terms),
+                None => m,
             }
         };
-        let fx = with_ages(&fit_x, &fit_ages);
-        let vx = with_ages(&val_x, &val_ages);
-        let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
-        let p = fit.probabilities(vx.view());
-        Ok(p.iter()
-            .zip(&vy)
-            .map(|(&p, &w)| row_log_loss(p, w))
-            .collect())
+        validation_losses(
+            solver,
+            (&fit, with_ages(&fit).view()),
+            (&val, with_ages(&val).view()),
+        )
     };
     let rules = Rules {
         max_chosen: usize::MAX,
