@@ -54,12 +54,16 @@ pub fn log_loss(probabilities: &[f64], won: &[bool]) -> f64 {
     let total: f64 = probabilities
         .iter()
         .zip(won)
-        .map(|(&p, &w)| {
-            let p = p.clamp(LOG_EPS, 1.0 - LOG_EPS);
-            -if w { p.ln() } else { (1.0 - p).ln() }
-        })
+        .map(|(&p, &w)| row_log_loss(p, w))
         .sum();
     total / probabilities.len().max(1) as f64
+}
+
+/// One row's negative log-likelihood: the term [`log_loss`] averages, kept per row where two
+/// models are compared row by row (the noise of a difference in validation loss).
+pub fn row_log_loss(p: f64, won: bool) -> f64 {
+    let p = p.clamp(LOG_EPS, 1.0 - LOG_EPS);
+    -if won { p.ln() } else { (1.0 - p).ln() }
 }
 
 /// Mean squared difference between probability and outcome.

@@ -272,7 +272,7 @@ impl ModelArtifact {
         if choice.shaped.is_empty() {
             return Some(format!(
                 "none kept: no shape lowered the validation log loss ({linear:.4}, all linear) by \
-                 more than {}%",
+                 more than {}% and beyond its noise",
                 choice.margin * 100.0
             ));
         }
@@ -283,7 +283,7 @@ impl ModelArtifact {
             .map_or_else(|| "?".into(), |s| format!("{:.4}", s.1));
         Some(format!(
             "{} shaped (validation log loss {linear:.4} all linear → {with}; a shape is kept \
-             when it saves more than {}%)",
+             when it saves more than {}% and beyond the noise)",
             choice.shaped.join(", "),
             choice.margin * 100.0
         ))
@@ -509,9 +509,6 @@ impl Model {
                 ..
             } = &a.encoding
             {
-                if shape.as_ref().is_some_and(|s| !s.is_valid()) {
-                    return Err(format!("attribute {:?} has an invalid shape", a.name));
-                }
                 if !(scale.is_finite() && *scale > 0.0 && mean.is_finite() && min <= max) {
                     return Err(format!("attribute {:?} has an invalid scaling", a.name));
                 }
@@ -520,6 +517,10 @@ impl Model {
                 let high = upper_limit.unwrap_or(*max);
                 if low.is_nan() || high.is_nan() || low > high {
                     return Err(format!("attribute {:?} has invalid limits", a.name));
+                }
+                if let Some(shape) = shape {
+                    shape_fits(shape, (low, high))
+                        .map_err(|e| format!("attribute {:?} has an invalid shape: {e}", a.name))?;
                 }
                 if quintile_rates.len() != quintile_edges.len() + 1 {
                     return Err(format!("attribute {:?} has inconsistent quintiles", a.name));
@@ -878,6 +879,24 @@ impl Model {
             .grade
             .as_str()
     }
+}
+
+/// Whether a shape's columns can be computed for every value the encoder lets through (those
+/// between the winsorising limits `low` and `high`): a well-formed shape whose knots or scales
+/// are extreme can still make infinite or NaN columns, and a NaN probability breaks the
+/// percentile lookup. The columns are largest in size at the limits and the knots.
+fn shape_fits(shape: &crate::encoder::Shape, (low, high): (f64, f64)) -> Result<(), String> {
+    if let Some(problem) = shape.problem() {
+        return Err(problem);
+    }
+    let mut columns = vec![0.0; shape.width()];
+    for v in [low, high].into_iter().chain(shape.knots.iter().copied()) {
+        shape.encode(v.clamp(low, high), &mut columns);
+        if !columns.iter().all(|c| c.is_finite()) {
+            return Err(format!("its columns are not finite at {v}"));
+        }
+    }
+    Ok(())
 }
 
 /// The warning for a number outside its attribute's training range: where it lies, and when it

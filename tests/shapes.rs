@@ -392,15 +392,90 @@ fn artifacts_of_version_1_load_and_score_as_before_and_a_shape_needs_version_2()
     let as_v1 = json.replacen("\"format_version\":2", "\"format_version\":1", 1);
     let err = Model::from_json(&as_v1).unwrap_err();
     assert!(err.contains("format version 1 has no shapes"), "{err}");
-    let mut damaged: serde_json::Value = serde_json::from_str(&json).unwrap();
     let touch = shaped
         .encoder
         .attributes
         .iter()
         .position(|a| a.name == TOUCH)
         .unwrap();
-    damaged["encoder"]["attributes"][touch]["encoding"]["shape"]["knots"][1] =
-        serde_json::json!(1e9);
+    // Each damage is refused at load, naming the attribute and what is wrong, before any lead
+    // is scored (`Shape::term` indexes the knots and divides by their gaps).
+    let knots = shaped.encoder.attributes[touch]
+        .shape()
+        .unwrap()
+        .knots
+        .clone();
+    // Same number of knots, so the columns still match the coefficients.
+    let with_knot = |i: usize, t: f64| {
+        let mut k = knots.clone();
+        k[i] = t;
+        k
+    };
+    let spaced = |step: f64| -> Vec<f64> { (0..knots.len()).map(|i| i as f64 * step).collect() };
+    let w = knots.len() - 2;
+    let wrong_length = format!(
+        "{} knots need {w} centers and {w} scales, found {} and {w}",
+        knots.len(),
+        w - 1
+    );
+    let mut zero_scale = vec![1.0; w];
+    zero_scale[0] = 0.0;
+    let damages: [(&str, serde_json::Value, &str); 6] = [
+        (
+            "knots",
+            serde_json::json!(with_knot(1, 1e9)),
+            "strictly ascending",
+        ),
+        (
+            "knots",
+            serde_json::json!(with_knot(1, knots[0])),
+            "strictly ascending",
+        ),
+        (
+            "centers",
+            serde_json::json!(vec![0.0; w - 1]),
+            &wrong_length,
+        ),
+        (
+            "scales",
+            serde_json::json!(zero_scale),
+            "scale is not a positive number",
+        ),
+        ("knots", serde_json::json!(spaced(1e200)), "too far apart"),
+        ("knots", serde_json::json!(spaced(1e-200)), "too close"),
+    ];
+    for (field, value, reason) in damages {
+        let mut damaged: serde_json::Value = serde_json::from_str(&json).unwrap();
+        damaged["encoder"]["attributes"][touch]["encoding"]["shape"][field] = value;
+        let err = Model::from_json(&damaged.to_string()).unwrap_err();
+        assert!(
+            err.contains(&format!("attribute \"{TOUCH}\" has an invalid shape: "))
+                && err.contains(reason),
+            "{field}: {err}"
+        );
+    }
+    // Two knots and no spline column: the widths still match the coefficients, but `term`
+    // would index a third knot.
+    let mut damaged: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let shape = &mut damaged["encoder"]["attributes"][touch]["encoding"]["shape"];
+    *shape = serde_json::json!({"knots": [knots[0], knots[1]], "centers": [], "scales": []});
+    let coefficients = damaged["coefficients"].as_array_mut().unwrap();
+    let first =
+        shaped.encoder.attributes[touch].offset + shaped.encoder.attributes[touch].width() - w;
+    coefficients.drain(first..first + w);
+    for a in damaged["encoder"]["attributes"].as_array_mut().unwrap()[touch + 1..].iter_mut() {
+        a["offset"] = serde_json::json!(a["offset"].as_u64().unwrap() - w as u64);
+    }
     let err = Model::from_json(&damaged.to_string()).unwrap_err();
-    assert!(err.contains("invalid shape"), "{err}");
+    assert!(
+        err.contains("invalid shape: 2 knots, at least 3 needed"),
+        "{err}"
+    );
+    // Well formed, yet its columns overflow at the winsorising limit: refused too, since a
+    // NaN probability cannot be placed among the training percentiles.
+    let mut damaged: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let encoding = &mut damaged["encoder"]["attributes"][touch]["encoding"];
+    encoding["shape"]["scales"] = serde_json::json!(vec![1e-320; w]);
+    let err = Model::from_json(&damaged.to_string()).unwrap_err();
+    assert!(err.contains("columns are not finite"), "{err}");
 }

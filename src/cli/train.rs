@@ -77,7 +77,8 @@ pub struct TrainArgs {
     won_without_date: Option<WonWithoutDate>,
     /// Curved effects for numbers: auto gives a numeric attribute a shape (a restricted cubic
     /// spline, 5 knots at training quantiles) when that lowers the validation log loss on a
-    /// split of the training part by more than 0.1%; off keeps every number linear (the model
+    /// split of the training part by more than 0.1% and by more than 2 standard errors of the
+    /// row-by-row difference; off keeps every number linear (the model
     /// of earlier releases).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Shapes::Auto)]
     shapes: Shapes,

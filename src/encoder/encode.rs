@@ -78,6 +78,8 @@ impl Attribute {
                 ..
             } => {
                 let Some(x) = self.read_number(value)? else {
+                    // The linear and spline columns stay 0 (`fill` above): the average training
+                    // lead, since every one of them is centred on the training values.
                     if *missing_indicator {
                         out[1] = 1.0;
                     }
@@ -88,7 +90,8 @@ impl Attribute {
                 let v = x.clamp(low, high);
                 out[0] = (v - mean) / scale;
                 if let Some(shape) = shape {
-                    // A missing value left these 0 above: the average training lead.
+                    // The spline sees the winsorised value, as the linear column does: beyond
+                    // the limits the effect stays what it is at them.
                     shape.encode(v, &mut out[1 + *missing_indicator as usize..]);
                 }
                 Ok(Reading::Number(x))

@@ -165,17 +165,37 @@ impl Shape {
         }
     }
 
-    /// Whether the stored shape can be evaluated: finite ascending knots (at least 3) and one
-    /// finite center and positive scale per spline column.
-    pub fn is_valid(&self) -> bool {
-        let w = self.width();
-        self.knots.len() >= 3
-            && self.knots.iter().all(|t| t.is_finite())
-            && self.knots.windows(2).all(|p| p[0] < p[1])
-            && self.centers.len() == w
-            && self.scales.len() == w
-            && self.centers.iter().all(|c| c.is_finite())
-            && self.scales.iter().all(|s| s.is_finite() && *s > 0.0)
+    /// Why a stored shape cannot be evaluated, if it cannot: `term` indexes the first and the
+    /// last two knots and divides by their gaps, and `encode` reads one center and scale per
+    /// spline column, so a loaded artifact is refused here rather than panicking or dividing
+    /// by zero when it scores.
+    pub fn problem(&self) -> Option<String> {
+        let (k, w) = (self.knots.len(), self.width());
+        if k < 3 {
+            return Some(format!("{k} knots, at least 3 needed"));
+        }
+        if !self.knots.iter().all(|t| t.is_finite()) || self.knots.windows(2).any(|p| p[0] >= p[1])
+        {
+            return Some("knots not finite and strictly ascending".into());
+        }
+        let span = (self.knots[k - 1] - self.knots[0]).powi(2);
+        if !(span.is_finite() && span > 0.0) {
+            return Some("outer knots too close or too far apart to divide by".into());
+        }
+        if self.centers.len() != w || self.scales.len() != w {
+            return Some(format!(
+                "{k} knots need {w} centers and {w} scales, found {} and {}",
+                self.centers.len(),
+                self.scales.len()
+            ));
+        }
+        if !self.centers.iter().all(|c| c.is_finite()) {
+            return Some("a center is not finite".into());
+        }
+        if !self.scales.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Some("a scale is not a positive number".into());
+        }
+        None
     }
 }
 

@@ -9,12 +9,11 @@
 
 use super::TrainError;
 use super::progress::Progress;
-use super::selection::{Rules, SELECTION_ALPHA, Selection, forward, split_by_lead};
+use super::selection::{Rules, Selection, forward, sides, validation_losses};
 use super::solver::Solver;
 use crate::aging::AgeTerms;
 use crate::encoder::FeatureEncoder;
-use crate::metrics::log_loss;
-use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
 /// Age interactions kept at most: each multiplies an attribute's columns, and a few pace
 /// setters carry the effect.
@@ -57,23 +56,13 @@ pub(super) fn select(
     interactions: bool,
     progress: Progress<'_>,
 ) -> Result<Selection, TrainError> {
-    let (fit_rows, val_rows) = split_by_lead(leads);
-    // The selection rows, copied once for every candidate below.
-    let part = |rows: &[usize]| {
-        let sub = x.select(Axis(0), rows);
-        let sub_ages: Vec<u32> = rows.iter().map(|&i| ages[i]).collect();
-        let sub_won: Vec<bool> = rows.iter().map(|&i| won[i]).collect();
-        (sub, sub_ages, sub_won)
-    };
-    let (fit_x, fit_ages, fy) = part(&fit_rows);
-    let (val_x, val_ages, vy) = part(&val_rows);
-    let loss_with = |chosen: &[String]| -> Result<f64, TrainError> {
+    let (fit, val) = sides(x, won, Some(ages), leads);
+    let loss_with = |chosen: &[String]| -> Result<Vec<f64>, TrainError> {
         let terms = AgeTerms::new(encoder, horizon_days, max_age_days, chosen)
             .map_err(TrainError::Solver)?;
-        let fx = widen(fit_x.view(), &fit_ages, &terms);
-        let vx = widen(val_x.view(), &val_ages, &terms);
-        let fit = solver.fit(fx.view(), &fy, SELECTION_ALPHA, None)?;
-        Ok(log_loss(&fit.probabilities(vx.view()).to_vec(), &vy))
+        let fx = widen(fit.x.view(), &fit.ages, &terms);
+        let vx = widen(val.x.view(), &val.ages, &terms);
+        validation_losses(solver, (&fit, fx.view()), (&val, vx.view()))
     };
     let candidates: Vec<String> = if interactions {
         encoder.attributes.iter().map(|a| a.name.clone()).collect()
@@ -83,6 +72,7 @@ pub(super) fn select(
     let rules = Rules {
         max_chosen: MAX_INTERACTIONS,
         margin: 0.0,
+        standard_errors: 0.0,
         none_line: &|loss| format!("age interactions: age alone, validation log loss {loss:.5}"),
         alone_line: &|name, loss| {
             format!("age interactions: age × {name}, validation log loss {loss:.5}")
