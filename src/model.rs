@@ -848,7 +848,9 @@ impl Model {
     /// stored percentiles.
     pub fn percentile(&self, probability: f64) -> f64 {
         let q = &self.artifact.score_quantiles;
-        if probability <= q[0] {
+        // Not a number only from an artifact whose finite weights still overflow the log-odds
+        // (inf − inf): the bottom, rather than an index before the first quantile.
+        if probability.is_nan() || probability <= q[0] {
             return 0.0;
         }
         if probability >= q[100] {
@@ -1267,6 +1269,7 @@ mod tests {
         assert_eq!(m.percentile(0.45), 45.0, "middle of the tied run 30..=60");
         assert_eq!(m.percentile(-1.0), 0.0);
         assert_eq!(m.percentile(2.0), 100.0);
+        assert_eq!(m.percentile(f64::NAN), 0.0, "no panic on a NaN probability");
     }
 
     #[test]

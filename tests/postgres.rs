@@ -35,7 +35,7 @@ struct Loaded {
 fn loaded() -> Loaded {
     let dir = tempfile::tempdir().unwrap();
     let training = dir.path().join("training.csv");
-    leads(&training, 6_000, 21, false, true);
+    leads(&training, 6_000, 21, false, true, false);
     let table = dir.path().join("table.csv");
     table_csv(&training, &table);
     let server = PgServer::start();
@@ -323,7 +323,7 @@ fn scores_are_written_in_one_transaction() {
 fn database_flags_are_refused_when_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("leads.csv");
-    leads(&data, 600, 5, false, false);
+    leads(&data, 600, 5, false, false, false);
     let models = dir.path().join("models");
     let m = path(&models);
     // Trained without --id: the SQL export needs to be told the id column.

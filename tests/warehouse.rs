@@ -40,13 +40,23 @@ pub(crate) type Scores = HashMap<String, (f64, u32, String)>;
 
 /// Sample leads with the oddities the query must read as the encoder does. Training leads
 /// get a rare source (pooled) and some missing yes/no values; scored leads get everything.
-pub(crate) fn leads(path: &Path, rows: usize, seed: u64, closed_dates: bool, training: bool) {
+/// `curved`: `days_since_last_touch` has a curved effect, which a model trained with shapes
+/// learns as a spline.
+pub(crate) fn leads(
+    path: &Path,
+    rows: usize,
+    seed: u64,
+    closed_dates: bool,
+    training: bool,
+    curved: bool,
+) {
     leadscore::sample::write(
         path,
         &SampleOptions {
             rows,
             seed,
             closed_dates,
+            curved,
             ..SampleOptions::default()
         },
     )
@@ -140,9 +150,10 @@ pub(crate) fn create_table(name: &str, duck: bool) -> String {
     format!("CREATE TABLE {name} ({})", columns.join(", "))
 }
 
-/// Trains on `training` and puts the model in service in `models`.
-fn trained(training: &Path, models: &Path, horizon: Option<HorizonConfig>) -> Model {
+/// Trains on `training` (with shapes when `shapes`) and puts the model in service in `models`.
+fn trained(training: &Path, models: &Path, horizon: Option<HorizonConfig>, shapes: bool) -> Model {
     let mut config = TrainConfig::new(training, "converted");
+    config.encoder.shapes = shapes;
     config.id = Some("lead_id".into());
     config.date = Some("created_at".into());
     config.horizon = horizon;
@@ -259,16 +270,19 @@ struct Fixture {
     model: Model,
 }
 
-fn fixture(closed_dates: bool, horizon: Option<HorizonConfig>) -> Fixture {
+/// Training and scoring leads, and a model trained on the first; `shaped`: leads with a curved
+/// effect and a model trained with shapes (it must hold at least one).
+fn fixture(closed_dates: bool, horizon: Option<HorizonConfig>, shaped: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let training = dir.path().join("training.csv");
-    leads(&training, 6_000, 11, closed_dates, true);
+    leads(&training, 6_000, 11, closed_dates, true, shaped);
     let scoring = dir.path().join("scoring.csv");
-    leads(&scoring, 10_000, 12, closed_dates, false);
+    leads(&scoring, 10_000, 12, closed_dates, false, shaped);
     let table = dir.path().join("table.csv");
     table_csv(&scoring, &table);
     let models = dir.path().join("models");
-    let model = trained(&training, &models, horizon);
+    let model = trained(&training, &models, horizon, shaped);
+    assert_eq!(model.encoder().has_shapes(), shaped, "shapes in the model");
     Fixture {
         dir,
         models,
@@ -280,7 +294,7 @@ fn fixture(closed_dates: bool, horizon: Option<HorizonConfig>) -> Fixture {
 
 #[test]
 fn the_sql_scores_as_leadscore_score_in_postgres_and_duckdb() {
-    let f = fixture(false, None);
+    let f = fixture(false, None, true);
     // The oddities are in the model: a pooled source, missing indicators of each kind.
     let encoder = f.model.encoder();
     let source = encoder
@@ -349,7 +363,7 @@ fn the_sql_scores_as_leadscore_score_in_postgres_and_duckdb() {
 fn the_sql_ages_scores_as_leadscore_score() {
     let mut horizon = HorizonConfig::new(90, "closed_at");
     horizon.period_days = Some(30);
-    let f = fixture(true, Some(horizon));
+    let f = fixture(true, Some(horizon), true);
     assert!(f.model.ages());
     let expected = scored(&f.models, &f.scoring, &["--as-of", "2025-12-31"]);
 
@@ -436,7 +450,7 @@ fn spline_reference(knots: &[f64], v: f64) -> Vec<f64> {
 /// model) scores in both engines as the spec's formula does.
 #[test]
 fn the_sql_of_a_numeric_shape_follows_the_spec() {
-    let f = fixture(false, None);
+    let f = fixture(false, None, false);
     let linear = &f.model;
     let table = leadscore::data::read_csv(&f.scoring).unwrap();
     let columns = table.attribute_columns(linear.fields()).unwrap();
@@ -717,11 +731,15 @@ fn lex(sql: &str, rules: &Rules) -> (Vec<String>, Vec<String>, Vec<String>, Vec<
 /// day difference and no `g` flag), and casts only to each one's type names.
 #[test]
 fn the_other_dialects_follow_their_rules() {
-    let f = fixture(true, {
-        let mut h = HorizonConfig::new(90, "closed_at");
-        h.period_days = Some(30);
-        Some(h)
-    });
+    let f = fixture(
+        true,
+        {
+            let mut h = HorizonConfig::new(90, "closed_at");
+            h.period_days = Some(30);
+            Some(h)
+        },
+        true,
+    );
     // Names and labels that need escaping in every dialect.
     let mut artifact = f.model.artifact.clone();
     let rep = artifact
